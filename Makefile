@@ -1,0 +1,68 @@
+# YOLOv8 traffic signs: PyTorch -> QAT -> INT8 QDQ ONNX -> TensorRT / OpenVINO.
+# Every target installs what it needs into .venv; `make demo` and `make test` are all a fresh machine needs.
+
+PYTHON    ?= python3
+VENV      := .venv
+PY        := $(VENV)/bin/python
+TOOLCHAIN := $(PY) -m toolchain.cli
+
+# The embedded default: the synthetic traffic-sign set, sized so the demo runs on a 2-core CPU.
+DATA      ?= data/synthetic/data.yaml
+MODEL     ?= yolov8n.yaml
+IMGSZ     ?= 256
+EPOCHS    ?= 30
+BATCH     ?= 16
+DEVICE    ?= cpu
+NAME      ?= baseline
+WEIGHTS   ?= runs/$(NAME)/weights/best.pt
+RESUME    ?=
+SYN_TRAIN ?= 1000
+SYN_VAL   ?= 200
+SYN_MIN   ?= 10
+SYN_MAX   ?= 100
+
+export YOLO_OFFLINE := 1
+export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
+
+.PHONY: setup data check-data baseline export eval demo test test-all lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+data: setup
+	$(TOOLCHAIN) data --out $(dir $(DATA)) --train $(SYN_TRAIN) --val $(SYN_VAL) --imgsz $(IMGSZ) \
+		--min-size $(SYN_MIN) --max-size $(SYN_MAX)
+
+check-data: setup
+	$(TOOLCHAIN) check-data --data $(DATA)
+
+baseline: setup
+	$(TOOLCHAIN) baseline --config configs/baseline.yaml --data $(DATA) --model $(if $(filter command line,$(origin WEIGHTS)),$(WEIGHTS),$(MODEL)) \
+		--imgsz $(IMGSZ) --epochs $(EPOCHS) --batch $(BATCH) --device $(DEVICE) --name $(NAME) $(if $(RESUME),--resume)
+
+export: setup
+	$(TOOLCHAIN) export --weights $(WEIGHTS) --imgsz $(IMGSZ)
+
+eval: setup
+	$(TOOLCHAIN) eval --weights $(WEIGHTS) --data $(DATA) --imgsz $(IMGSZ) --json runs/$(NAME)/eval.json
+
+demo: data baseline
+	$(TOOLCHAIN) export --weights $(WEIGHTS) --imgsz $(IMGSZ)
+	$(TOOLCHAIN) eval --weights $(basename $(WEIGHTS)).onnx --data $(DATA) --json runs/$(NAME)/eval.json
+
+test: setup
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check toolchain deploy benchmarks tests
+
+clean:
+	rm -rf runs data .pytest_cache

@@ -1,0 +1,87 @@
+"""Time decode + NMS of real 640x640 head outputs (8400 candidates) at live and evaluation thresholds.
+
+Example:
+    $ python -m benchmarks.postprocess --weights ../shared/models/road-signs-yolov8n-384.pt \
+          --data ../shared/datasets/road-signs/data.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deploy.dataset import list_images, load_data_yaml
+from deploy.postprocess import PostprocessConfig, postprocess
+from deploy.preprocess import preprocess
+from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+TARGETS_MS = {0.25: 2.0, 0.001: 10.0}
+
+
+def _onnx_at(weights: Path, imgsz: int, workdir: Path) -> Path:
+    if weights.suffix == ".onnx":
+        return weights
+    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.models.yolo import load_model
+
+    return onnx_from_model(load_model(weights), workdir / "model.onnx", ExportConfig(imgsz=imgsz))
+
+
+def head_outputs(weights: Path, data: Path, imgsz: int, images: int) -> list[tuple[np.ndarray, list]]:
+    """Raw head outputs ``[1, 4 + nc, N]`` of the first ``images`` val images, with their letterbox metas."""
+    spec = load_data_yaml(data)
+    paths = list_images(spec.splits["val"])[:images]
+    with tempfile.TemporaryDirectory() as tmp, OnnxRuntimeRunner(_onnx_at(weights, imgsz, Path(tmp))) as runner:
+        out = []
+        for path in paths:
+            batch, metas = preprocess([cv2.imread(str(path))], (imgsz, imgsz))
+            out.append((runner.infer(batch)[0], metas))
+    return out
+
+
+def time_postprocess(outputs: list, cfg: PostprocessConfig, repeats: int) -> tuple[np.ndarray, float]:
+    """Per-call times in ms over every output, ``repeats`` times each, and the mean detections kept."""
+    times, kept = [], []
+    for pred, metas in outputs:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            dets = postprocess(pred, metas, cfg)
+            times.append((time.perf_counter() - start) * 1e3)
+        kept.append(len(dets[0]))
+    return np.array(times), float(np.mean(kept))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", type=Path, required=True, help=".pt (exported at --imgsz) or .onnx")
+    parser.add_argument("--data", type=Path, required=True, help="data.yaml whose val images are fed")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    outputs = head_outputs(args.weights, args.data, args.imgsz, args.images)
+    print(
+        f"decode + NMS of {outputs[0][0].shape[-1]} candidates ({args.imgsz}x{args.imgsz}), "
+        f"{len(outputs)} images x {args.repeats} runs, OpenCV threads: {cv2.getNumThreads()}"
+    )
+    for conf, multi_label in ((0.25, False), (0.001, True)):
+        cfg = PostprocessConfig(conf=conf, multi_label=multi_label)
+        times, kept = time_postprocess(outputs, cfg, args.repeats)
+        target = TARGETS_MS[conf]
+        verdict = "OK" if np.median(times) <= target else "OVER TARGET"
+        print(
+            f"conf {conf:<6} multi_label={multi_label!s:<5} median {np.median(times):.3f} ms  p90 "
+            f"{np.percentile(times, 90):.3f} ms  max {times.max():.3f} ms  kept {kept:.0f}/image  "
+            f"target <= {target} ms: {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()

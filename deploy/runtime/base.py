@@ -1,0 +1,44 @@
+"""The one interface every inference backend implements.
+
+``deploy/infer.py``, the evaluator and the benchmarks talk only to ``Runner``; each backend owns
+its resources and frees them in ``close()`` (also on ``with`` exit).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+
+class Runner(abc.ABC):
+    """A loaded model that maps an NCHW float32 batch to its output arrays.
+
+    Subclasses set ``name`` and implement ``input_shape``, ``infer`` and ``close``.
+    """
+
+    name: str = "runner"
+
+    @property
+    @abc.abstractmethod
+    def input_shape(self) -> tuple[int | None, int, int, int]:
+        """``(batch, channels, height, width)``; batch is ``None`` when dynamic."""
+
+    @abc.abstractmethod
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run one batch and return the model outputs in their declared order."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the model and any device or host buffers. Safe to call twice."""
+
+    @property
+    def max_batch(self) -> int | None:
+        """Largest batch the model takes (``None``: any)."""
+        return self.input_shape[0]
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

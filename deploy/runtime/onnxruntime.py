@@ -1,0 +1,57 @@
+"""ONNX Runtime backend: the reference for Q/DQ arithmetic (it computes Q/DQ in float, like fake-quant)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from deploy.errors import ToolchainError
+from deploy.runtime.base import Runner
+
+logger = logging.getLogger(__name__)
+
+
+class OnnxRuntimeRunner(Runner):
+    """Run an ONNX model with ONNX Runtime.
+
+    Args:
+        path: The ``.onnx`` file.
+        providers: Execution providers in order of preference (default: CPU).
+        threads: Intra-op threads (``None``: ONNX Runtime's default).
+
+    Example:
+        >>> with OnnxRuntimeRunner("model.onnx", threads=2) as runner:
+        ...     (pred,) = runner.infer(batch)
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise ToolchainError(f"{path}: ONNX model not found; export one with 'make export' or check the path")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime raises its own Fail/InvalidGraph types
+            raise ToolchainError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
+        self._input = self._session.get_inputs()[0]
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self.path = path
+
+    @property
+    def input_shape(self) -> tuple[int | None, int, int, int]:
+        return tuple(d if isinstance(d, int) else None for d in self._input.shape)  # type: ignore[return-value]
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._session.run(self._outputs, {self._input.name: batch})
+
+    def close(self) -> None:
+        self._session = None

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from deploy.errors import ToolchainError
+from deploy.metadata import ModelMetadata
+from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+from toolchain.export.onnx import ExportConfig, onnx_from_model
+from toolchain.models.torch_runner import TorchRunner
+from toolchain.models.yolo import load_model
+
+
+@pytest.mark.parametrize("dynamic_batch", [False, True])
+def test_onnx_matches_pytorch_and_carries_metadata(tmp_path, tiny_checkpoint, dynamic_batch):
+    model = load_model(tiny_checkpoint)
+    path = onnx_from_model(model, tmp_path / "m.onnx", ExportConfig(imgsz=64, dynamic_batch=dynamic_batch))
+    batch = np.random.default_rng(0).random((2 if dynamic_batch else 1, 3, 64, 64), dtype=np.float32)
+    with OnnxRuntimeRunner(path) as ort_runner, TorchRunner(model, 64) as torch_runner:
+        (ours,), (ref,) = ort_runner.infer(batch), torch_runner.infer(batch)
+        assert ort_runner.input_shape == ((None if dynamic_batch else 1), 3, 64, 64)
+    assert ours.shape == (batch.shape[0], 14, 84)  # 4 box + 10 classes, 8x8 + 4x4 + 2x2 anchors
+    np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-3)
+    meta = ModelMetadata.load(path)
+    assert meta.names[0] == "no_entry" and meta.imgsz == (64, 64) and meta.stride == 32
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["precision"] == "fp32" and props["imgsz"] == "64,64"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json"]  # nothing half-written
+
+
+def test_export_leaves_the_model_unchanged(tmp_path, tiny_checkpoint):
+    model = load_model(tiny_checkpoint)
+    onnx_from_model(model, tmp_path / "m.onnx", ExportConfig(imgsz=64, simplify=False))
+    assert model.model[-1].export is False
+    out = model(torch.zeros(1, 3, 64, 64))
+    assert isinstance(out, tuple)  # eval mode: (decoded, raw) as before
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"opset": 11}, "opset"), ({"imgsz": 100}, "multiple")])
+def test_bad_export_config(kwargs, match):
+    with pytest.raises(ToolchainError, match=match):
+        ExportConfig(**kwargs)

@@ -1,0 +1,164 @@
+"""The subcommands of ``toolchain``: each an ``add_arguments`` and a ``run`` that calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from deploy.errors import ToolchainError
+
+logger = logging.getLogger("toolchain")
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="data/synthetic", help="destination folder")
+    p.add_argument("--train", type=int, default=2000, help="train images")
+    p.add_argument("--val", type=int, default=400, help="val images")
+    p.add_argument("--imgsz", type=int, default=640, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-size", type=float, default=10.0, help="smallest sign side in pixels")
+    p.add_argument("--max-size", type=float, default=150.0, help="largest sign side in pixels")
+    p.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
+    p.add_argument("--force", action="store_true", help="replace an existing folder made with another config")
+
+
+def _data(a: argparse.Namespace) -> None:
+    from toolchain.data.synthetic import SyntheticConfig, generate_dataset
+
+    cfg = SyntheticConfig(a.train, a.val, a.imgsz, a.seed, a.min_size, a.max_size, a.workers)
+    print(generate_dataset(a.out, cfg, force=a.force))
+
+
+def _check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="data.yaml")
+    p.add_argument("--split", nargs="*", default=None, help="splits to check (default: all)")
+    p.add_argument("--strict", action="store_true", help="fail on the first bad image or label line")
+
+
+def _check(a: argparse.Namespace) -> None:
+    from deploy.dataset import load_data_yaml, load_split
+
+    spec = load_data_yaml(a.data)
+    for split in a.split or list(spec.splits):
+        print(load_split(spec, split, strict=a.strict).summary())
+
+
+def _baseline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="data/synthetic/data.yaml")
+    p.add_argument("--model", default="yolov8n.yaml", help="model yaml, or a .pt to start from")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--project", default="runs")
+    p.add_argument("--name", default="baseline")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--optimizer", default="auto")
+    p.add_argument("--lr0", type=float, default=0.01)
+    p.add_argument("--warmup-epochs", type=float, default=3.0)
+    p.add_argument("--close-mosaic", type=int, default=10)
+    p.add_argument("--patience", type=int, default=100)
+    p.add_argument("--cache", default="", help="cache decoded images: ram, disk, or '' (none)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: every core)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run of this name")
+    p.add_argument(
+        "--overrides", type=_yaml_mapping, default={}, help="other 'yolo train' args as YAML: '{mosaic: 0.5}'"
+    )
+
+
+def _yaml_mapping(text: str) -> dict:
+    import yaml
+
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping like '{{mosaic: 0.5}}', got {text!r}")
+    return value
+
+
+def _baseline(a: argparse.Namespace) -> None:
+    from toolchain.training.baseline import BaselineConfig, train_baseline
+
+    fields = BaselineConfig.__dataclass_fields__
+    cfg = BaselineConfig(**{k: v for k, v in vars(a).items() if k in fields})
+    print(train_baseline(cfg))
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help=".pt checkpoint")
+    p.add_argument("--out", default=None, help="ONNX path (default: beside the weights)")
+    p.add_argument("--imgsz", type=int, default=None, help="input size (default: the training size)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dynamic-batch", action="store_true")
+    p.add_argument("--no-simplify", action="store_true")
+
+
+def _train_imgsz(model) -> int:
+    return int(getattr(model, "args", {}).get("imgsz", 640))
+
+
+def _export(a: argparse.Namespace) -> None:
+    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.models.yolo import load_model
+
+    model = load_model(a.weights)
+    cfg = ExportConfig(a.imgsz or _train_imgsz(model), a.batch, a.opset, a.dynamic_batch, not a.no_simplify)
+    print(onnx_from_model(model, a.out or Path(a.weights).with_suffix(".onnx"), cfg, source=a.weights))
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help=".pt (PyTorch) or .onnx (ONNX Runtime)")
+    p.add_argument("--data", required=True, help="data.yaml")
+    p.add_argument("--split", default="val")
+    p.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's)")
+    p.add_argument("--conf", type=float, default=0.001)
+    p.add_argument("--iou", type=float, default=0.7)
+    p.add_argument("--max-det", type=int, default=300)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="for .pt weights")
+    p.add_argument("--json", default=None, help="write the metrics to this JSON file")
+
+
+def _runner_for(weights: str, imgsz: int | None, device: str):
+    """A Runner for a ``.pt`` or ``.onnx`` file, and the square input size to use."""
+    path = Path(weights)
+    if path.suffix == ".pt":
+        from toolchain.models.torch_runner import TorchRunner
+        from toolchain.models.yolo import load_model
+
+        model = load_model(path)
+        return TorchRunner(model, imgsz or _train_imgsz(model), device), imgsz or _train_imgsz(model)
+    if path.suffix == ".onnx":
+        from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+        runner = OnnxRuntimeRunner(path)
+        return runner, imgsz or runner.input_shape[2]
+    raise ToolchainError(f"{path}: unsupported model file; expected .pt or .onnx")
+
+
+def _eval(a: argparse.Namespace) -> None:
+    from deploy.dataset import load_data_yaml, load_split
+    from deploy.evaluate import evaluate
+    from deploy.fileio import write_json
+    from deploy.postprocess import PostprocessConfig
+
+    if not Path(a.weights).is_file():
+        raise ToolchainError(f"{a.weights}: weights not found; train with 'make baseline' or pass WEIGHTS=path")
+    split = load_split(load_data_yaml(a.data), a.split)
+    runner, imgsz = _runner_for(a.weights, a.imgsz, a.device)
+    with runner:
+        result = evaluate(runner, split, imgsz, PostprocessConfig(a.conf, a.iou, a.max_det), a.batch)
+    print(f"{a.weights} on {a.data} [{a.split}] at {imgsz} px via {runner.name}:\n{result.table()}")
+    if a.json:
+        write_json(a.json, {"weights": a.weights, "data": a.data, "imgsz": imgsz, **result.to_dict()})
+
+
+COMMANDS = {
+    "data": (_data_args, _data, "generate the synthetic traffic-sign dataset"),
+    "check-data": (_check_args, _check, "check a data.yaml's images and labels and print a summary"),
+    "baseline": (_baseline_args, _baseline, "train the FP32 baseline with ultralytics"),
+    "export": (_export_args, _export, "export a .pt to FP32 ONNX with its sidecar JSON"),
+    "eval": (_eval_args, _eval, "COCO mAP of a .pt or .onnx on a split"),
+}

@@ -1,0 +1,130 @@
+"""PyTorch YOLOv8 to ONNX, with the sidecar JSON and ONNX metadata that deploy/ reads.
+
+Example:
+    >>> model = load_model("runs/baseline/weights/best.pt")
+    >>> onnx_from_model(model, "model.onnx", ExportConfig(imgsz=384))
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from deploy.errors import ToolchainError
+from deploy.fileio import atomic_path
+from deploy.metadata import ModelMetadata
+from toolchain.models.yolo import class_names, model_stride, set_export_mode
+
+logger = logging.getLogger(__name__)
+INPUT_NAME, OUTPUT_NAME = "images", "output0"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How a model is exported.
+
+    Attributes:
+        imgsz: Square input size.
+        batch: Static batch size (the optimum when ``dynamic_batch``).
+        opset: ONNX opset (13 at least: per-channel QuantizeLinear needs it).
+        dynamic_batch: Export the batch dimension as dynamic.
+        simplify: Run onnx-simplifier (constant folding) after export.
+    """
+
+    imgsz: int = 640
+    batch: int = 1
+    opset: int = 17
+    dynamic_batch: bool = False
+    simplify: bool = True
+
+    def __post_init__(self) -> None:
+        if self.opset < 13:
+            raise ToolchainError(f"export: opset must be 13 or newer (per-channel Q/DQ), got {self.opset}")
+        if self.imgsz % 32:
+            raise ToolchainError(f"export: imgsz must be a multiple of the stride 32, got {self.imgsz}")
+
+
+def _simplify(path: Path) -> None:
+    import onnx
+    import onnxsim
+
+    model = onnx.load(str(path))
+    simplified, ok = onnxsim.simplify(model)
+    if not ok:
+        logger.warning("onnx-simplifier could not validate %s; keeping the unsimplified graph", path)
+        return
+    onnx.save(simplified, str(path))
+
+
+def _add_metadata(path: Path, meta: ModelMetadata) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {
+        "names": ",".join(meta.names),
+        "imgsz": f"{meta.imgsz[0]},{meta.imgsz[1]}",
+        "stride": str(meta.stride),
+        "precision": meta.precision,
+        "producer": "toolchain",
+    }
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def onnx_from_model(
+    model: torch.nn.Module,
+    path: str | Path,
+    cfg: ExportConfig,
+    precision: str = "fp32",
+    source: str = "",
+    quantization: dict | None = None,
+) -> Path:
+    """Export a detection model to ONNX (TorchScript exporter) and write its sidecar.
+
+    The Detect head is switched to export mode (decoded ``[B, 4 + nc, N]`` output); the model
+    passed in is not modified.
+
+    Returns:
+        The written ONNX path.
+    """
+    path = Path(path)
+    start = time.perf_counter()
+    logger.info("Exporting %s ONNX to %s (opset %d, imgsz %d)", precision, path, cfg.opset, cfg.imgsz)
+    net = set_export_mode(copy.deepcopy(model).eval().float().cpu())
+    dummy = torch.zeros(cfg.batch, 3, cfg.imgsz, cfg.imgsz)
+    dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if cfg.dynamic_batch else None
+    with atomic_path(path) as tmp:
+        with torch.no_grad():
+            torch.onnx.export(
+                net,
+                dummy,
+                str(tmp),
+                opset_version=cfg.opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=dynamic,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        if cfg.simplify:
+            _simplify(tmp)
+        meta = ModelMetadata(
+            names=class_names(model),
+            imgsz=(cfg.imgsz, cfg.imgsz),
+            stride=model_stride(model),
+            precision=precision,
+            source=str(source),
+            quantization=quantization,
+            extra={"export": asdict(cfg)},
+        )
+        _add_metadata(tmp, meta)
+    meta.save(path)
+    logger.info("Finished ONNX export in %.1f s (%.1f MB)", time.perf_counter() - start, path.stat().st_size / 1e6)
+    return path

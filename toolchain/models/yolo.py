@@ -1,0 +1,78 @@
+"""Build or load ultralytics YOLOv8 detection models, offline.
+
+ultralytics is imported here with ``YOLO_OFFLINE=1`` so it never reaches for the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from deploy.errors import ToolchainError
+
+logger = logging.getLogger(__name__)
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def build_model(
+    cfg: str | Path = "yolov8n.yaml", names: list[str] | None = None, verbose: bool = False
+) -> torch.nn.Module:
+    """A freshly initialised ``DetectionModel`` from a model YAML (ultralytics' own or a path).
+
+    Args:
+        cfg: Model YAML; the scale letter in the name (``yolov8n``, ``yolov8s``) picks the size.
+        names: Class names; their count sets the head's number of classes.
+        verbose: Print the layer table.
+    """
+    from ultralytics.nn.tasks import DetectionModel
+
+    names = names or [f"class{i}" for i in range(80)]
+    model = DetectionModel(str(cfg), nc=len(names), verbose=verbose)
+    model.names = dict(enumerate(names))
+    return model
+
+
+def load_model(path: str | Path) -> torch.nn.Module:
+    """Load an ultralytics ``.pt`` checkpoint (EMA weights when present) as an FP32 model in eval mode.
+
+    It is a pickle: load only checkpoints you trust.
+
+    Raises:
+        ToolchainError: The file is missing or is not an ultralytics detection checkpoint.
+    """
+    from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise ToolchainError(
+            f"{path}: weights not found; train one with 'make baseline' or pass WEIGHTS=path/to/model.pt"
+        )
+    try:
+        model, _ = load_checkpoint(str(path), device="cpu")
+    except Exception as exc:  # pickle, zip and ultralytics' own errors
+        raise ToolchainError(f"{path}: not a loadable ultralytics checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(model, DetectionModel):
+        raise ToolchainError(f"{path}: expected a YOLO detection model, got {type(model).__name__}")
+    return model
+
+
+def class_names(model: torch.nn.Module) -> list[str]:
+    """The model's class names, index = class id."""
+    names = model.names
+    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+
+
+def model_stride(model: torch.nn.Module) -> int:
+    """Largest stride of the detection head (32 for YOLOv8)."""
+    return int(model.stride.max())
+
+
+def set_export_mode(model: torch.nn.Module, export: bool = True) -> torch.nn.Module:
+    """Make the Detect head return only the decoded ``[B, 4 + nc, N]`` tensor (the deploy contract)."""
+    head = model.model[-1]
+    head.export = export
+    head.format = "onnx" if export else None
+    return model
