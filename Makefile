@@ -10,12 +10,15 @@ TOOLCHAIN := $(PY) -m toolchain.cli
 DATA      ?= data/synthetic/data.yaml
 MODEL     ?= yolov8n.yaml
 IMGSZ     ?= 256
-EPOCHS    ?= 30
+EPOCHS    ?= 14
 BATCH     ?= 16
 DEVICE    ?= cpu
 NAME      ?= baseline
 WEIGHTS   ?= runs/$(NAME)/weights/best.pt
 RESUME    ?=
+QUANT     ?= configs/quant.yaml
+CALIB     ?= 256
+PTQ_ONNX  ?= runs/ptq/$(notdir $(basename $(WEIGHTS))).int8.onnx
 SYN_TRAIN ?= 1000
 SYN_VAL   ?= 200
 SYN_MIN   ?= 10
@@ -24,7 +27,7 @@ SYN_MAX   ?= 100
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: setup data check-data baseline export eval demo test test-all lint clean
+.PHONY: setup data check-data baseline export ptq check-qdq eval bench-cpu demo test test-all lint clean
 
 setup: $(VENV)/.installed
 
@@ -47,6 +50,17 @@ baseline: setup
 
 export: setup
 	$(TOOLCHAIN) export --weights $(WEIGHTS) --imgsz $(IMGSZ)
+
+ptq: setup
+	$(TOOLCHAIN) ptq --weights $(WEIGHTS) --data $(DATA) --imgsz $(IMGSZ) --num-images $(CALIB) \
+		--quant-config $(QUANT) --out $(PTQ_ONNX) --fp32
+	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)
+
+check-qdq: setup
+	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)
+
+bench-cpu: setup
+	$(PY) -m benchmarks.openvino_int8 --fp32 $(subst .int8,,$(PTQ_ONNX)) --int8 $(PTQ_ONNX) --data $(DATA)
 
 eval: setup
 	$(TOOLCHAIN) eval --weights $(WEIGHTS) --data $(DATA) --imgsz $(IMGSZ) --json runs/$(NAME)/eval.json

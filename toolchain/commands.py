@@ -108,8 +108,59 @@ def _export(a: argparse.Namespace) -> None:
     print(onnx_from_model(model, a.out or Path(a.weights).with_suffix(".onnx"), cfg, source=a.weights))
 
 
+def _ptq_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help="FP32 .pt checkpoint")
+    p.add_argument("--data", required=True, help="data.yaml whose train images calibrate")
+    p.add_argument("--imgsz", type=int, default=None, help="calibration and export size (default: the training size)")
+    p.add_argument("--num-images", type=int, default=256, help="calibration images")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--quant-config", default="configs/quant.yaml", help="quantization YAML")
+    p.add_argument("--out", default=None, help="QDQ ONNX path (default: runs/ptq/<weights>.int8.onnx)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--dynamic-batch", action="store_true")
+    p.add_argument("--fp32", action="store_true", help="also export the FP32 ONNX beside it, at the same size")
+    p.add_argument("--device", default="cpu")
+
+
+def _ptq(a: argparse.Namespace) -> None:
+    import torch
+
+    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.models.yolo import load_model
+    from toolchain.quantization.config import QuantConfig
+    from toolchain.quantization.placement import quantize_model
+    from toolchain.quantization.ptq import calibrate, calibration_batches
+
+    cfg = QuantConfig.from_yaml(a.quant_config)
+    model = load_model(a.weights)
+    imgsz = a.imgsz or _train_imgsz(model)
+    out = Path(a.out or Path("runs/ptq") / f"{Path(a.weights).stem}.int8.onnx")
+    export = ExportConfig(imgsz, 1, a.opset, a.dynamic_batch)
+    if a.fp32:
+        onnx_from_model(model, out.with_name(out.name.replace(".int8", "")), export, source=a.weights)
+    report = quantize_model(model, cfg)
+    calibrate(model, calibration_batches(a.data, imgsz, a.num_images, a.batch), a.device)
+    torch.save({"model": model.cpu(), "quant_config": cfg.to_dict(), "imgsz": imgsz}, out.with_suffix(".pt"))
+    onnx_from_model(model, out, export, "int8", a.weights, {**cfg.to_dict(), "placement": report.summary()})
+    print(out)
+
+
+def _check_qdq_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("onnx", nargs="+", help="ONNX files")
+    p.add_argument("--json", default=None, help="write the reports to this JSON file")
+
+
+def _check_qdq(a: argparse.Namespace) -> int:
+    from deploy.qdq_check import main as check_main
+
+    return check_main(a.onnx + (["--json", a.json] if a.json else []))
+
+
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help=".pt (PyTorch) or .onnx (ONNX Runtime)")
+    p.add_argument("--weights", required=True, help=".pt (PyTorch) or .onnx (ONNX Runtime or OpenVINO)")
+    p.add_argument("--backend", default="onnxruntime", help="for .onnx: onnxruntime or openvino")
+    p.add_argument("--precision", default="f32", help="OpenVINO precision hint for float layers: f32, bf16")
+    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data", required=True, help="data.yaml")
     p.add_argument("--split", default="val")
     p.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's)")
@@ -121,7 +172,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default=None, help="write the metrics to this JSON file")
 
 
-def _runner_for(weights: str, imgsz: int | None, device: str):
+def _runner_for(weights: str, imgsz: int | None, a: argparse.Namespace):
     """A Runner for a ``.pt`` or ``.onnx`` file, and the square input size to use."""
     path = Path(weights)
     if path.suffix == ".pt":
@@ -129,13 +180,12 @@ def _runner_for(weights: str, imgsz: int | None, device: str):
         from toolchain.models.yolo import load_model
 
         model = load_model(path)
-        return TorchRunner(model, imgsz or _train_imgsz(model), device), imgsz or _train_imgsz(model)
-    if path.suffix == ".onnx":
-        from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+        return TorchRunner(model, imgsz or _train_imgsz(model), a.device), imgsz or _train_imgsz(model)
+    from deploy.runtime import create_runner
 
-        runner = OnnxRuntimeRunner(path)
-        return runner, imgsz or runner.input_shape[2]
-    raise ToolchainError(f"{path}: unsupported model file; expected .pt or .onnx")
+    options = {"threads": a.threads, **({"precision": a.precision} if a.backend == "openvino" else {})}
+    runner = create_runner(path, a.backend, **options)
+    return runner, imgsz or runner.input_shape[2]
 
 
 def _eval(a: argparse.Namespace) -> None:
@@ -147,7 +197,7 @@ def _eval(a: argparse.Namespace) -> None:
     if not Path(a.weights).is_file():
         raise ToolchainError(f"{a.weights}: weights not found; train with 'make baseline' or pass WEIGHTS=path")
     split = load_split(load_data_yaml(a.data), a.split)
-    runner, imgsz = _runner_for(a.weights, a.imgsz, a.device)
+    runner, imgsz = _runner_for(a.weights, a.imgsz, a)
     with runner:
         result = evaluate(runner, split, imgsz, PostprocessConfig(a.conf, a.iou, a.max_det), a.batch)
     print(f"{a.weights} on {a.data} [{a.split}] at {imgsz} px via {runner.name}:\n{result.table()}")
@@ -160,5 +210,7 @@ COMMANDS = {
     "check-data": (_check_args, _check, "check a data.yaml's images and labels and print a summary"),
     "baseline": (_baseline_args, _baseline, "train the FP32 baseline with ultralytics"),
     "export": (_export_args, _export, "export a .pt to FP32 ONNX with its sidecar JSON"),
+    "ptq": (_ptq_args, _ptq, "calibrate a .pt (PTQ) and export its QDQ ONNX"),
+    "check-qdq": (_check_qdq_args, _check_qdq, "check ONNX files against TensorRT's QDQ rules"),
     "eval": (_eval_args, _eval, "COCO mAP of a .pt or .onnx on a split"),
 }

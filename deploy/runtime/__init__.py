@@ -1,0 +1,35 @@
+"""Inference backends behind one ``Runner`` interface; each imports its library on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploy.errors import ToolchainError
+from deploy.runtime.base import Runner
+
+BACKENDS = ("onnxruntime", "openvino")
+
+
+def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> Runner:
+    """A runner for a model file.
+
+    Args:
+        path: ``.onnx`` model.
+        backend: ``onnxruntime`` (the reference for Q/DQ arithmetic) or ``openvino`` (INT8 on CPUs).
+        options: Backend options (``threads``; ``precision`` for OpenVINO; ``providers`` for ONNX Runtime).
+    """
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ToolchainError(f"{path}: unsupported model file; expected .onnx")
+    if backend == "onnxruntime":
+        from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path, **options)
+    if backend == "openvino":
+        from deploy.runtime.openvino import OpenVINORunner
+
+        return OpenVINORunner(path, **options)
+    raise ToolchainError(f"unknown backend '{backend}'; expected one of {list(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "Runner", "create_runner"]

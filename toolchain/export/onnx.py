@@ -18,7 +18,9 @@ import torch
 from deploy.errors import ToolchainError
 from deploy.fileio import atomic_path
 from deploy.metadata import ModelMetadata
+from toolchain.export.qdq import finalize_qdq
 from toolchain.models.yolo import class_names, model_stride, set_export_mode
+from toolchain.quantization.ptq import fold_batchnorm, is_quantized, quantizers
 
 logger = logging.getLogger(__name__)
 INPUT_NAME, OUTPUT_NAME = "images", "output0"
@@ -49,12 +51,13 @@ class ExportConfig:
             raise ToolchainError(f"export: imgsz must be a multiple of the stride 32, got {self.imgsz}")
 
 
-def _simplify(path: Path) -> None:
+def _simplify(path: Path, keep_qdq: bool = False) -> None:
     import onnx
     import onnxsim
 
     model = onnx.load(str(path))
-    simplified, ok = onnxsim.simplify(model)
+    # Constant folding would turn weight Q/DQ pairs back into float weights: keep them for QDQ models.
+    simplified, ok = onnxsim.simplify(model, skip_constant_folding=keep_qdq)
     if not ok:
         logger.warning("onnx-simplifier could not validate %s; keeping the unsimplified graph", path)
         return
@@ -78,6 +81,15 @@ def _add_metadata(path: Path, meta: ModelMetadata) -> None:
     onnx.save(model, str(path))
 
 
+def _check_exportable(model: torch.nn.Module) -> None:
+    bits = sorted({q.cfg.num_bits for q in quantizers(model) if q.enabled and q.is_calibrated} - {8})
+    if bits:
+        raise ToolchainError(
+            f"export: ONNX QuantizeLinear/DequantizeLinear need 8-bit quantizers; this model has {bits} bits "
+            "(simulation only): set num_bits: 8 to export"
+        )
+
+
 def onnx_from_model(
     model: torch.nn.Module,
     path: str | Path,
@@ -98,10 +110,15 @@ def onnx_from_model(
     start = time.perf_counter()
     logger.info("Exporting %s ONNX to %s (opset %d, imgsz %d)", precision, path, cfg.opset, cfg.imgsz)
     net = set_export_mode(copy.deepcopy(model).eval().float().cpu())
+    quantized = is_quantized(net)
+    if quantized:
+        _check_exportable(net)
+        fold_batchnorm(net)
     dummy = torch.zeros(cfg.batch, 3, cfg.imgsz, cfg.imgsz)
     dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if cfg.dynamic_batch else None
     with atomic_path(path) as tmp:
         with torch.no_grad():
+            net(dummy)  # the head caches its anchors for this shape: constants in the graph
             torch.onnx.export(
                 net,
                 dummy,
@@ -114,7 +131,9 @@ def onnx_from_model(
                 dynamo=False,
             )
         if cfg.simplify:
-            _simplify(tmp)
+            _simplify(tmp, keep_qdq=quantized)
+        if quantized:
+            logger.info("QDQ passes: %s", finalize_qdq(str(tmp)))
         meta = ModelMetadata(
             names=class_names(model),
             imgsz=(cfg.imgsz, cfg.imgsz),

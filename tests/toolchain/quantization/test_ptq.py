@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deploy.errors import ToolchainError
+from deploy.qdq_check import check_qdq
+from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+from toolchain.export.onnx import ExportConfig, onnx_from_model
+from toolchain.models.torch_runner import TorchRunner
+from toolchain.models.yolo import load_model
+from toolchain.quantization.config import QuantConfig
+from toolchain.quantization.placement import quantize_model
+from toolchain.quantization.ptq import calibrate, calibration_batches, quantization_disabled, quantizers
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_checkpoint, tiny_dataset):
+    model = load_model(tiny_checkpoint)
+    quantize_model(model, QuantConfig())
+    calibrate(model, calibration_batches(str(tiny_dataset), imgsz=64, num_images=16, batch=8))
+    return model
+
+
+def test_every_quantizer_is_calibrated(calibrated):
+    qs = quantizers(calibrated)
+    assert qs and all(q.is_calibrated for q in qs)
+    assert len(qs) < 2 * 57  # shared quantizers are counted once
+
+
+def test_qdq_onnx_matches_fake_quant_and_passes_check(tmp_path, calibrated, tiny_checkpoint, tiny_dataset):
+    qdq = onnx_from_model(calibrated, tmp_path / "m.int8.onnx", ExportConfig(imgsz=64), precision="int8")
+    fp32 = onnx_from_model(load_model(tiny_checkpoint), tmp_path / "m.onnx", ExportConfig(imgsz=64))
+    report = check_qdq(qdq)
+    assert report.ok, report.summary()
+    assert report.quantized_convs == 57 and report.convs == 64
+    assert qdq.stat().st_size <= 0.30 * fp32.stat().st_size
+    batch = calibration_batches(str(tiny_dataset), imgsz=64, num_images=4, batch=4, split="val")[0]
+    with OnnxRuntimeRunner(qdq) as ort_runner, TorchRunner(calibrated, 64) as torch_runner:
+        ours = np.concatenate([ort_runner.infer(b[None])[0] for b in batch])
+        ref = torch_runner.infer(batch)[0]
+    assert rel_l2(ours, ref) <= 1e-3
+    first = calibrated.model[0].conv
+    with torch.no_grad():
+        quantized = first(torch.from_numpy(batch))
+        with quantization_disabled(calibrated):
+            exact = first(torch.from_numpy(batch))
+    assert 1e-4 < rel_l2(quantized.numpy(), exact.numpy()) < 0.05  # fake-quant changes numbers, a little
+
+
+def test_export_refuses_nothing_silently_for_sub_8_bit(tmp_path, tiny_checkpoint):
+    model = load_model(tiny_checkpoint)
+    quantize_model(model, QuantConfig.from_dict({"target": "generic", "input": {"num_bits": 4, "calibrator": "max"}}))
+    calibrate(model, [np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)])
+    with pytest.raises(ToolchainError, match=r"8-bit quantizers.*\[4\] bits"):
+        onnx_from_model(model, tmp_path / "m.onnx", ExportConfig(imgsz=64), precision="int4")
+    model.eval()
+    assert model(torch.zeros(1, 3, 64, 64))[0].shape == (1, 14, 84)  # 4-bit simulation still runs
