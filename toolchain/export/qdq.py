@@ -23,7 +23,11 @@ def _quantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: in
         shape[axis] = -1
         scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
     info = np.iinfo(zero_point.dtype)
-    q = np.round(x / scale) + zero_point.astype(np.int32)  # round half to even, as QuantizeLinear
+    # Multiply by the float32 reciprocal, as torch's fake-quant kernels do (not divide, as ONNX
+    # QuantizeLinear does): at exact ties the two round differently, and the int8 weights must be
+    # the ones the fake-quant model trained with.
+    inv_scale = (np.float32(1.0) / scale.astype(np.float32)).astype(np.float32)
+    q = np.round(x.astype(np.float32) * inv_scale) + zero_point.astype(np.int32)
     return np.clip(q, info.min, info.max).astype(zero_point.dtype)
 
 

@@ -53,6 +53,37 @@ def test_qdq_onnx_matches_fake_quant_and_passes_check(tmp_path, calibrated, tiny
     assert 1e-4 < rel_l2(quantized.numpy(), exact.numpy()) < 0.05  # fake-quant changes numbers, a little
 
 
+def test_onnx_int8_weights_are_bit_exact_with_fake_quant(tmp_path, calibrated):
+    import copy
+
+    import onnx
+    from onnx import numpy_helper
+
+    from toolchain.quantization.modules import QuantConv2d
+    from toolchain.quantization.ptq import fold_batchnorm
+
+    path = onnx_from_model(calibrated, tmp_path / "m.int8.onnx", ExportConfig(imgsz=64), precision="int8")
+    graph = onnx.load(str(path)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    exported = [
+        inits[n.input[0]] * inits[n.input[1]].reshape(-1, 1, 1, 1)
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4
+    ]
+    folded = copy.deepcopy(calibrated)
+    fold_batchnorm(folded)
+    checked = 0
+    for name, module in folded.named_modules():
+        if isinstance(module, QuantConv2d):
+            with torch.no_grad():
+                ref = module.weight_quantizer(module.weight).numpy()
+            same_shape = [w for w in exported if w.shape == ref.shape]
+            ours = min(same_shape, key=lambda w: np.abs(w - ref).max())
+            np.testing.assert_array_equal(ours, ref, err_msg=name)  # ties round as torch does
+            checked += 1
+    assert checked == 57
+
+
 def test_export_refuses_nothing_silently_for_sub_8_bit(tmp_path, tiny_checkpoint):
     model = load_model(tiny_checkpoint)
     quantize_model(model, QuantConfig.from_dict({"target": "generic", "input": {"num_bits": 4, "calibrator": "max"}}))

@@ -1,4 +1,14 @@
-"""PTQ on the real baseline: ONNX Runtime on the QDQ ONNX against PyTorch fake-quant, 16 val images."""
+"""PTQ on the real baseline: ONNX Runtime on the QDQ ONNX against PyTorch fake-quant, 16 val images.
+
+The PyTorch side runs the export form (BatchNorm folded), the graph ONNX Runtime runs. The two agree
+bit for bit on weights (see test_ptq.py) but not on every activation: ONNX Runtime's and PyTorch's
+convolutions sum in different orders (1.6e-7 relative at the first conv here), which now and then
+moves a value across an int8 rounding boundary, and each such flip cascades through the following
+quantizers. Images with no flip agree to 1e-7; an image with one flip ends near 4e-3 (measured on
+this baseline: median 3.9e-3, max 5.3e-3 over 16 images; rounding by division as ONNX does instead of
+torch's reciprocal multiply changed nothing). So the bound on the raw outputs is 1e-2, and the
+detection metric, which is what the flips could harm, must agree within 0.002.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +25,7 @@ from toolchain.models.torch_runner import TorchRunner
 from toolchain.models.yolo import load_model
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.placement import quantize_model
-from toolchain.quantization.ptq import calibrate, calibration_batches
+from toolchain.quantization.ptq import calibrate, calibration_batches, fold_batchnorm
 
 
 @pytest.mark.slow
@@ -27,6 +37,7 @@ def test_qdq_onnx_matches_fake_quant_on_real_data(tmp_path, road_signs, shared_m
     quantize_model(model, QuantConfig())
     calibrate(model, calibration_batches(str(road_signs), imgsz=384, num_images=64))
     path = onnx_from_model(model, tmp_path / "m.int8.onnx", ExportConfig(imgsz=384), precision="int8")
+    fold_batchnorm(model)  # the export form
     assert check_qdq(path).ok
     val = load_split(load_data_yaml(road_signs), "val")
     subset = Split("val", val.names, val.images[:16])
@@ -40,5 +51,5 @@ def test_qdq_onnx_matches_fake_quant_on_real_data(tmp_path, road_signs, shared_m
         torch_map = evaluate(torch_runner, subset).map50_95
     print(f"relative L2: max {max(errors):.2e}, mean {np.mean(errors):.2e}")
     print(f"mAP50-95 on 16 images: ONNX Runtime {ort_map:.4f}, PyTorch fake-quant {torch_map:.4f}")
-    assert max(errors) <= 1e-3
+    assert max(errors) <= 1e-2
     assert abs(ort_map - torch_map) <= 0.002
