@@ -22,6 +22,23 @@ from deploy.fileio import write_json
 from deploy.runtime.openvino import OpenVINORunner
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ov_version() -> str:
+    import openvino
+
+    return openvino.__version__.split("-")[0]
+
+
 def time_interleaved(runners: dict[str, OpenVINORunner], runs: int, warmup: int) -> dict[str, np.ndarray]:
     """Milliseconds per inference of each runner, one run of each in turn, ``runs`` rounds."""
     shape = next(iter(runners.values())).input_shape
@@ -92,7 +109,8 @@ def main() -> None:
     if "bf16" in args.precisions:
         ratio = np.median(times["fp32/bf16"]) / min(np.median(times[f"int8/{p}"]) for p in args.precisions)
         print(f"INT8 (best hint) vs FP32 on bf16, the fastest float here: {ratio:.2f}x faster")
-    report = {"input": list(shape), "threads": args.threads, "runs": args.runs, "rows": rows}
+    report = {"cpu": cpu_name(), "openvino": _ov_version(), "input": list(shape), "threads": args.threads,
+              "runs": args.runs, "rows": rows}  # fmt: skip
     if args.data:
         maps = evaluate_backends(args.int8, args.data)
         print(
