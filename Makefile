@@ -19,6 +19,12 @@ RESUME    ?=
 QUANT     ?= configs/quant.yaml
 CALIB     ?= 256
 PTQ_ONNX  ?= runs/ptq/$(notdir $(basename $(WEIGHTS))).int8.onnx
+QAT_EPOCHS ?= 5
+DEMO_QAT_EPOCHS ?= 2
+QAT_NAME  ?= qat
+CONFIG    ?= configs/qat.yaml
+# Stages after the baseline take the size the weights were trained at unless IMGSZ is given.
+SIZE_FLAG  = $(if $(filter command line,$(origin IMGSZ)),--imgsz $(IMGSZ))
 SYN_TRAIN ?= 1000
 SYN_VAL   ?= 200
 SYN_MIN   ?= 10
@@ -27,7 +33,7 @@ SYN_MAX   ?= 100
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: setup data check-data baseline export ptq check-qdq eval bench-cpu demo test test-all lint clean
+.PHONY: setup data check-data baseline export ptq qat sensitivity check-qdq eval bench-cpu demo test test-all lint clean
 
 setup: $(VENV)/.installed
 
@@ -49,12 +55,21 @@ baseline: setup
 		--imgsz $(IMGSZ) --epochs $(EPOCHS) --batch $(BATCH) --device $(DEVICE) --name $(NAME) $(if $(RESUME),--resume)
 
 export: setup
-	$(TOOLCHAIN) export --weights $(WEIGHTS) --imgsz $(IMGSZ)
+	$(TOOLCHAIN) export --weights $(WEIGHTS) $(SIZE_FLAG)
 
 ptq: setup
-	$(TOOLCHAIN) ptq --weights $(WEIGHTS) --data $(DATA) --imgsz $(IMGSZ) --num-images $(CALIB) \
+	$(TOOLCHAIN) ptq --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --num-images $(CALIB) \
 		--quant-config $(QUANT) --out $(PTQ_ONNX) --fp32
 	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)
+
+qat: setup
+	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --epochs $(QAT_EPOCHS) \
+		--device $(DEVICE) --name $(QAT_NAME) $(if $(RESUME),--resume)
+	$(TOOLCHAIN) check-qdq runs/qat/$(QAT_NAME)/qat.int8.onnx
+
+sensitivity: setup
+	$(TOOLCHAIN) sensitivity --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --quant-config $(QUANT) \
+		$(if $(KEEP_FLOAT),--keep-float $(KEEP_FLOAT)) --out runs/sensitivity
 
 check-qdq: setup
 	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)
@@ -63,11 +78,12 @@ bench-cpu: setup
 	$(PY) -m benchmarks.openvino_int8 --fp32 $(subst .int8,,$(PTQ_ONNX)) --int8 $(PTQ_ONNX) --data $(DATA)
 
 eval: setup
-	$(TOOLCHAIN) eval --weights $(WEIGHTS) --data $(DATA) --imgsz $(IMGSZ) --json runs/$(NAME)/eval.json
+	$(TOOLCHAIN) eval --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --json runs/$(NAME)/eval.json
 
 demo: data baseline
-	$(TOOLCHAIN) export --weights $(WEIGHTS) --imgsz $(IMGSZ)
-	$(TOOLCHAIN) eval --weights $(basename $(WEIGHTS)).onnx --data $(DATA) --json runs/$(NAME)/eval.json
+	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --epochs $(DEMO_QAT_EPOCHS) \
+		--device $(DEVICE) --name demo $(if $(RESUME),--resume)
+	$(TOOLCHAIN) check-qdq runs/qat/demo/qat.int8.onnx
 
 test: setup
 	$(PY) -m pytest -m "not slow" -q

@@ -39,6 +39,7 @@ def _apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     if not isinstance(raw, dict):
         raise ToolchainError(f"{path}: expected a mapping of option names to values")
     allowed = {a.dest for a in parser._actions if a.dest not in ("help", "config")}
+    raw = {k.replace("-", "_"): v for k, v in raw.items()}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ToolchainError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")

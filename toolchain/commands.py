@@ -145,6 +145,101 @@ def _ptq(a: argparse.Namespace) -> None:
     print(out)
 
 
+def _qat_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help="FP32 .pt: the starting point and the teacher")
+    p.add_argument("--data", required=True)
+    p.add_argument("--imgsz", type=int, default=None, help="default: the training size of the weights")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--optimizer", default="SGD")
+    p.add_argument("--lr0", type=float, default=0.0002)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=0.0005)
+    p.add_argument("--grad-clip", type=float, default=10.0)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--mosaic", type=float, default=0.0)
+    p.add_argument("--augment", type=_yaml_mapping, default={})
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--calib-images", type=int, default=256)
+    p.add_argument("--quant-config", default="configs/quant.yaml")
+    p.add_argument("--freeze-bn-epoch", type=int, default=0)
+    p.add_argument("--freeze-quant-epoch", type=int, default=-1)
+    p.add_argument("--patience", type=int, default=0)
+    p.add_argument("--schedule", type=_yaml_mapping, default={})
+    p.add_argument("--loss", type=_yaml_mapping, default={})
+    p.add_argument("--progressive", type=_yaml_mapping, default={})
+    p.add_argument("--project", default="runs/qat")
+    p.add_argument("--name", default="qat")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run of this name")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _qat(a: argparse.Namespace) -> None:
+    from toolchain.models.yolo import load_model
+    from toolchain.quantization.config import QuantConfig
+    from toolchain.training.losses import LossConfig
+    from toolchain.training.pipeline import QATRunConfig, run_qat
+    from toolchain.training.qat_trainer import QATConfig
+    from toolchain.training.schedulers import ScheduleConfig
+    from toolchain.training.trainer import TrainConfig
+
+    imgsz = a.imgsz or _train_imgsz(load_model(a.weights))
+    train = TrainConfig(
+        data=a.data, imgsz=imgsz, epochs=a.epochs, batch=a.batch, optimizer=a.optimizer, lr0=a.lr0,
+        momentum=a.momentum, weight_decay=a.weight_decay, grad_clip=a.grad_clip, ema_decay=a.ema_decay,
+        device=a.device, workers=a.workers, mosaic=a.mosaic, augment=a.augment, seed=a.seed,
+        out=str(Path(a.project) / a.name), resume=a.resume,
+        schedule=_typed(ScheduleConfig, a.schedule, "schedule"), loss=_typed(LossConfig, a.loss, "loss"),
+    )  # fmt: skip
+    qat = QATConfig(train, a.freeze_bn_epoch, a.freeze_quant_epoch, a.progressive)
+    cfg = QATRunConfig(a.weights, qat, QuantConfig.from_yaml(a.quant_config), a.calib_images, a.patience)
+    run_qat(cfg)
+
+
+def _typed(cls, raw: dict, key: str):
+    """A config dataclass from a YAML mapping, naming unknown keys."""
+    allowed = list(cls.__dataclass_fields__)
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ToolchainError(f"{key}: unknown key(s) {unknown}; allowed: {allowed}")
+    return cls(**raw)
+
+
+def _sensitivity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help="FP32 .pt")
+    p.add_argument("--data", required=True)
+    p.add_argument("--imgsz", type=int, default=None, help="default: the training size of the weights")
+    p.add_argument("--val-images", type=int, default=64, help="val images each group is scored on (0: all)")
+    p.add_argument("--calib-images", type=int, default=128)
+    p.add_argument("--quant-config", default="configs/quant.yaml")
+    p.add_argument("--keep-float", type=int, default=0, help="write a config keeping the k most sensitive groups float")
+    p.add_argument("--out", default="runs/sensitivity")
+    p.add_argument("--device", default="cpu")
+
+
+def _sensitivity(a: argparse.Namespace) -> None:
+    from deploy.dataset import load_data_yaml, load_split
+    from toolchain.models.yolo import load_model
+    from toolchain.quantization.config import QuantConfig
+    from toolchain.quantization.placement import quantize_model
+    from toolchain.quantization.ptq import calibrate, calibration_batches
+    from toolchain.quantization.sensitivity import layer_sensitivity, write_mixed_precision_config, write_sensitivity
+
+    model = load_model(a.weights)
+    imgsz = a.imgsz or _train_imgsz(model)
+    quantize_model(model, QuantConfig.from_yaml(a.quant_config))
+    calibrate(model, calibration_batches(a.data, imgsz, a.calib_images), a.device)
+    split = load_split(load_data_yaml(a.data), "val", limit=a.val_images or None)
+    rows = layer_sensitivity(model, split, imgsz, a.device)
+    csv_path, png_path = write_sensitivity(rows, a.out)
+    for i, r in enumerate(rows[:10], 1):
+        print(f"{i:>3}. -{100 * r.loss:5.2f} points  {', '.join(r.group)}")
+    print(f"{csv_path}\n{png_path}")
+    if a.keep_float:
+        print(write_mixed_precision_config(rows, a.keep_float, a.quant_config, Path(a.out) / "quant.mixed.yaml"))
+
+
 def _check_qdq_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("onnx", nargs="+", help="ONNX files")
     p.add_argument("--json", default=None, help="write the reports to this JSON file")
@@ -211,6 +306,8 @@ COMMANDS = {
     "baseline": (_baseline_args, _baseline, "train the FP32 baseline with ultralytics"),
     "export": (_export_args, _export, "export a .pt to FP32 ONNX with its sidecar JSON"),
     "ptq": (_ptq_args, _ptq, "calibrate a .pt (PTQ) and export its QDQ ONNX"),
+    "qat": (_qat_args, _qat, "quantization-aware training from a .pt: PTQ init, QAT, QDQ ONNX, mAP table"),
+    "sensitivity": (_sensitivity_args, _sensitivity, "mAP lost per fusion group quantized alone; mixed precision"),
     "check-qdq": (_check_qdq_args, _check_qdq, "check ONNX files against TensorRT's QDQ rules"),
     "eval": (_eval_args, _eval, "COCO mAP of a .pt or .onnx on a split"),
 }

@@ -1,0 +1,155 @@
+"""Trainer callbacks: checkpoints, early stopping, results CSV, progressive quantization, and the
+per-layer quantization error (SQNR) monitor.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deploy.fileio import atomic_path
+from toolchain.quantization.modules import QuantConv2d
+from toolchain.training.trainer import Callback, Trainer
+
+logger = logging.getLogger(__name__)
+
+
+class ModelCheckpoint(Callback):
+    """``weights/last.pt`` after every epoch and ``weights/best.pt`` at the best val mAP50-95; atomic writes."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None:
+        fitness = metrics["map50_95"]
+        improved = trainer.best_fitness is None or fitness > trainer.best_fitness
+        if improved:
+            trainer.best_fitness = fitness
+        state = trainer.state(epoch)
+        self._save(state, self.folder / "last.pt")
+        if improved:
+            self._save({"model": trainer.eval_model, "epoch": epoch, "fitness": fitness}, self.folder / "best.pt")
+            logger.info("New best mAP50-95 %.4f at epoch %d", fitness, epoch + 1)
+
+    @staticmethod
+    def _save(obj: dict, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+
+
+class EarlyStopping(Callback):
+    """Stop when val mAP50-95 has not improved for ``patience`` epochs."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.best, self.bad = patience, -1.0, 0
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None:
+        if metrics["map50_95"] > self.best:
+            self.best, self.bad = metrics["map50_95"], 0
+        else:
+            self.bad += 1
+            trainer.stop = trainer.stop or self.bad >= self.patience
+
+
+class ResultsCSV(Callback):
+    """One row of metrics per epoch in ``results.csv`` (rewritten whole, atomically)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None:
+        keys = list(dict.fromkeys(k for row in trainer.history for k in row))
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, keys)
+            writer.writeheader()
+            writer.writerows(trainer.history)
+
+
+def _quant_convs(model: torch.nn.Module) -> list[tuple[str, QuantConv2d]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantConv2d)]
+
+
+class ProgressiveQuantization(Callback):
+    """Enable quantizers stage by stage: ``stages`` maps a start epoch to a regex of module names.
+
+    Example: ``{0: r"model\\.[0-9]\\.", 1: r"model\\.1[0-9]\\.", 2: r"model\\.2[0-9]\\."}`` turns on the
+    backbone first, the neck one epoch later, the head after that. Quantizers not yet due compute in float.
+    """
+
+    def __init__(self, stages: dict[int, str]) -> None:
+        self.stages = {int(k): re.compile(v) for k, v in stages.items()}
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        due = [p for start, p in self.stages.items() if start <= epoch]
+        enabled = 0
+        for name, conv in _quant_convs(trainer.model):
+            on = any(p.match(name) for p in due)
+            conv.input_quantizer.enabled = conv.weight_quantizer.enabled = on
+            enabled += on
+        logger.info("Progressive quantization, epoch %d: %d quantized convs enabled", epoch + 1, enabled)
+
+
+def sqnr_per_layer(model: torch.nn.Module, batch: torch.Tensor) -> dict[str, float]:
+    """SQNR (dB) of each quantized conv's output against the same conv in float, on one batch."""
+    outputs: dict[str, list[torch.Tensor]] = {}
+    hooks = [
+        conv.register_forward_hook(lambda m, i, o, n=name: outputs.setdefault(n, []).append(o.detach()))
+        for name, conv in _quant_convs(model)
+    ]
+    from toolchain.quantization.ptq import quantization_disabled
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(batch)
+            with quantization_disabled(model):
+                model(batch)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    out = {}
+    for name, (quant, ref) in outputs.items():
+        noise = (quant - ref).pow(2).mean().item()
+        out[name] = 10 * np.log10(ref.pow(2).mean().item() / max(noise, 1e-20))
+    return out
+
+
+class QuantizationErrorMonitor(Callback):
+    """Per-layer SQNR of fake-quant against float on a fixed batch, each epoch: CSV and a bar chart."""
+
+    def __init__(self, batch: torch.Tensor, folder: str | Path) -> None:
+        self.batch, self.folder = batch, Path(folder)
+        self.rows: list[dict] = []
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None:
+        sqnr = sqnr_per_layer(trainer.model, self.batch.to(trainer.device))
+        self.rows.append({"epoch": epoch + 1, **sqnr})
+        with atomic_path(self.folder / "sqnr.csv") as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, list(self.rows[0]))
+            writer.writeheader()
+            writer.writerows(self.rows)
+        metrics["sqnr_min_db"] = min(sqnr.values())
+        self._plot(sqnr)
+
+    def _plot(self, sqnr: dict[str, float]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(12, 4))
+        ax.bar(range(len(sqnr)), list(sqnr.values()))
+        ax.set_xticks(range(len(sqnr)), list(sqnr), rotation=90, fontsize=6)
+        ax.set_ylabel("SQNR (dB)")
+        ax.set_title("Quantization error per layer (higher is better)")
+        fig.tight_layout()
+        with atomic_path(self.folder / "sqnr.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+        plt.close(fig)

@@ -1,0 +1,85 @@
+"""Training losses: YOLOv8's detection loss (ultralytics' own), a weight-quantization penalty,
+distillation from the FP32 teacher, and focal loss as an option for the class term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from toolchain.quantization.modules import QuantConv2d
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss terms and weights.
+
+    Attributes:
+        box: Box (CIoU) gain, as ultralytics' ``box``.
+        cls: Class gain.
+        dfl: Distribution focal loss gain.
+        focal_gamma: Focal loss on the class term when > 0 (ultralytics uses plain BCE).
+        quant_penalty: Weight of the weight-quantization error penalty (0: off).
+        distill: Weight of the distillation from the FP32 teacher (0: off).
+        distill_features: Also match the three head-input feature maps (MSE), not just the head outputs.
+    """
+
+    box: float = 7.5
+    cls: float = 0.5
+    dfl: float = 1.5
+    focal_gamma: float = 0.0
+    quant_penalty: float = 0.0
+    distill: float = 0.0
+    distill_features: bool = False
+
+
+class FocalBCE(nn.Module):
+    """Element-wise focal binary cross-entropy on logits (``reduction='none'``, like the BCE it replaces)."""
+
+    def __init__(self, gamma: float = 1.5, alpha: float = 0.25) -> None:
+        super().__init__()
+        self.gamma, self.alpha = gamma, alpha
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        p = logits.sigmoid()
+        p_t = target * p + (1 - target) * (1 - p)
+        alpha = target * self.alpha + (1 - target) * (1 - self.alpha)
+        return bce * alpha * (1 - p_t) ** self.gamma
+
+
+def detection_criterion(model: nn.Module, cfg: LossConfig):
+    """ultralytics' ``v8DetectionLoss`` for ``model`` with our gains (and focal BCE when asked)."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils.loss import v8DetectionLoss
+
+    model.args = get_cfg(overrides={"box": cfg.box, "cls": cfg.cls, "dfl": cfg.dfl})
+    criterion = v8DetectionLoss(model)
+    if cfg.focal_gamma > 0:
+        criterion.bce = FocalBCE(cfg.focal_gamma)
+    return criterion
+
+
+def quantization_penalty(model: nn.Module) -> torch.Tensor:
+    """Mean over quantized convs of the relative squared error between weights and their fake-quant."""
+    terms = []
+    for module in model.modules():
+        if isinstance(module, QuantConv2d) and module.weight_quantizer.is_calibrated:
+            w = module.weight
+            err = (w - module.weight_quantizer(w)).pow(2).mean() / w.pow(2).mean().clamp_min(1e-12)
+            terms.append(err)
+    return torch.stack(terms).mean() if terms else torch.zeros(())
+
+
+def distillation_loss(student: dict, teacher: dict, features: bool) -> torch.Tensor:
+    """MSE between student and teacher head outputs (class probabilities, box distributions), and features."""
+    loss = F.mse_loss(student["scores"].sigmoid(), teacher["scores"].sigmoid())
+    b, c, n = student["boxes"].shape
+    dist = lambda x: x.view(b, 4, c // 4, n).softmax(2)  # noqa: E731  (per side, over the DFL bins)
+    loss = loss + F.mse_loss(dist(student["boxes"]), dist(teacher["boxes"]))
+    if features:
+        loss = loss + sum(F.mse_loss(s, t) for s, t in zip(student["feats"], teacher["feats"])) / len(student["feats"])
+    return loss

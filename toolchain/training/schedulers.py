@@ -1,0 +1,88 @@
+"""Learning-rate schedules as per-epoch multipliers of the base rate (``torch.optim.lr_scheduler.LambdaLR``).
+
+- ``cosine``: linear warm-up, then cosine decay to ``lrf``.
+- ``cosine_restarts``: cosine cycles of ``cycle`` epochs, each restarting at the base rate.
+- ``step``: multiply by ``gamma`` every ``step`` epochs.
+- ``plateau``: handled by ``ReduceLROnPlateau`` on the val metric (see ``create_scheduler``).
+- ``qat``: warm-up, ``pre_quant`` epochs at the base rate (quantizers still off, see
+  ``ProgressiveQuantization``), then cosine decay to ``lrf`` over the QAT epochs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from deploy.errors import ToolchainError
+
+SCHEDULES = ("cosine", "cosine_restarts", "step", "plateau", "qat")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Which schedule and its shape.
+
+    Attributes:
+        name: One of ``SCHEDULES``.
+        warmup_epochs: Linear warm-up from ``warmup_start`` of the base rate.
+        warmup_start: Fraction of the base rate at epoch 0 of the warm-up.
+        lrf: Final fraction of the base rate (cosine, qat).
+        cycle: Epochs per cosine restart cycle.
+        step: Epochs between decays (step).
+        gamma: Decay factor (step, plateau).
+        pre_quant: Float epochs at the base rate before quantization starts (qat).
+        patience: Epochs without improvement before decaying (plateau).
+    """
+
+    name: str = "cosine"
+    warmup_epochs: int = 0
+    warmup_start: float = 0.1
+    lrf: float = 0.01
+    cycle: int = 10
+    step: int = 10
+    gamma: float = 0.1
+    pre_quant: int = 0
+    patience: int = 2
+
+    def __post_init__(self) -> None:
+        if self.name not in SCHEDULES:
+            raise ToolchainError(f"schedule: unknown '{self.name}'; allowed: {list(SCHEDULES)}")
+
+
+def _cosine(t: float, lrf: float) -> float:
+    return lrf + (1 - lrf) * 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
+
+
+def lr_multiplier(cfg: ScheduleConfig, epochs: int) -> Callable[[int], float]:
+    """Multiplier of the base rate at each epoch (not used for ``plateau``)."""
+
+    def factor(epoch: int) -> float:
+        if epoch < cfg.warmup_epochs:
+            return cfg.warmup_start + (1 - cfg.warmup_start) * epoch / cfg.warmup_epochs
+        e = epoch - cfg.warmup_epochs
+        span = max(1, epochs - cfg.warmup_epochs)
+        if cfg.name == "cosine":
+            return _cosine(e / max(1, span - 1), cfg.lrf)
+        if cfg.name == "cosine_restarts":
+            return _cosine((e % cfg.cycle) / max(1, cfg.cycle), cfg.lrf)
+        if cfg.name == "step":
+            return cfg.gamma ** (e // cfg.step)
+        if cfg.name == "qat":
+            if e < cfg.pre_quant:
+                return 1.0
+            return _cosine((e - cfg.pre_quant) / max(1, span - cfg.pre_quant - 1), cfg.lrf)
+        return 1.0
+
+    return factor
+
+
+def create_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, epochs: int):
+    """The torch scheduler for ``cfg``; call ``step()`` once per epoch (``step(metric)`` for plateau)."""
+    if cfg.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=cfg.gamma, patience=cfg.patience
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(cfg, epochs))

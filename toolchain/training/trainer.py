@@ -1,0 +1,286 @@
+"""The generic training loop: optimizer, AMP on GPU, gradient clipping, EMA, train and val epochs,
+callbacks (checkpoints, early stopping, logging), resumable from ``last.pt``.
+
+Data come from ultralytics' dataset builder (its augmentations, mosaic off by default); validation
+is our COCO evaluator on the val split through a ``TorchRunner``, the same numbers as deployment.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from deploy.dataset import load_data_yaml, load_split
+from deploy.errors import ToolchainError
+from deploy.evaluate import EvalResult, evaluate
+from toolchain.models.torch_runner import TorchRunner
+from toolchain.training.losses import LossConfig, detection_criterion
+from toolchain.training.schedulers import ScheduleConfig, create_scheduler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        data: The ``data.yaml``.
+        imgsz: Square training and validation size.
+        epochs: Epochs.
+        batch: Batch size.
+        optimizer: ``SGD`` or ``AdamW``.
+        lr0: Base learning rate.
+        momentum: SGD momentum / Adam beta1.
+        weight_decay: Weight decay (not on biases and norms).
+        grad_clip: Max gradient norm (0: off).
+        ema_decay: EMA decay of the weights (0: no EMA).
+        amp: Mixed precision on CUDA.
+        device: ``cpu``, ``cuda``, ``cuda:0``.
+        workers: Data-loading processes.
+        threads: Torch CPU threads (0: every core).
+        mosaic: Mosaic probability (off by default for QAT, as the peers do).
+        augment: Other ultralytics augmentation overrides (``{fliplr: 0.5}``).
+        val_images: Validate on the first N val images (0: all).
+        out: Run folder (``weights/last.pt``, ``weights/best.pt``, ``results.csv``).
+        seed: Random seed.
+        resume: Continue from ``<out>/weights/last.pt``.
+        schedule: Learning-rate schedule.
+        loss: Loss terms.
+    """
+
+    data: str
+    imgsz: int = 640
+    epochs: int = 10
+    batch: int = 16
+    optimizer: str = "SGD"
+    lr0: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 10.0
+    ema_decay: float = 0.999
+    amp: bool = True
+    device: str = "cpu"
+    workers: int = 2
+    threads: int = 0
+    mosaic: float = 0.0
+    augment: dict = field(default_factory=dict)
+    val_images: int = 0
+    out: str = "runs/train"
+    seed: int = 0
+    resume: bool = False
+    schedule: ScheduleConfig = ScheduleConfig()
+    loss: LossConfig = LossConfig()
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("SGD", "AdamW"):
+            raise ToolchainError(f"train: optimizer must be SGD or AdamW, got '{self.optimizer}'")
+        if self.epochs < 1 or self.batch < 1 or self.imgsz % 32:
+            raise ToolchainError("train: epochs and batch must be >= 1 and imgsz a multiple of 32")
+
+
+class ModelEMA:
+    """Exponential moving average of a model's floating-point parameters and buffers (ramped up early)."""
+
+    def __init__(self, model: nn.Module, decay: float, updates: int = 0) -> None:
+        self.ema = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, updates
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = self.decay * (1 - math.exp(-self.updates / 2000))
+        source = model.state_dict()
+        for name, value in self.ema.state_dict().items():
+            if value.dtype.is_floating_point and name in source:
+                value.mul_(d).add_(source[name].detach(), alpha=1 - d)
+
+
+class Callback:
+    """Hooks a trainer calls; subclasses override what they need."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+
+def _trainable(model: nn.Module) -> nn.Module:
+    """Every parameter trains but the DFL conv's fixed weights (checkpoints are saved frozen)."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(".dfl." not in name and p.dtype.is_floating_point)
+    return model
+
+
+def build_train_loader(cfg: TrainConfig, stride: int):
+    """ultralytics' YOLO dataset and loader over the train split, with our augmentation overrides."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_dataloader, build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    data = check_det_dataset(str(Path(cfg.data).resolve()))
+    overrides = {"imgsz": cfg.imgsz, "mosaic": cfg.mosaic, "batch": cfg.batch, "workers": cfg.workers, **cfg.augment}
+    if cfg.mosaic == 0:
+        overrides.setdefault("close_mosaic", 0)
+    args = get_cfg(overrides=overrides)
+    dataset = build_yolo_dataset(args, data["train"], cfg.batch, data, mode="train", stride=stride)
+    return build_dataloader(dataset, cfg.batch, cfg.workers, shuffle=True, device=cfg.device)
+
+
+class Trainer:
+    """Trains a detection model with callbacks.
+
+    Args:
+        model: An ultralytics ``DetectionModel`` (float or with quantizers).
+        cfg: The run's settings.
+        callbacks: Called at fit and epoch boundaries.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, callbacks: list[Callback] | None = None) -> None:
+        self.cfg = cfg
+        self.device = torch.device(cfg.device if cfg.device != "0" else "cuda:0")
+        self.model = _trainable(model.to(self.device))
+        self.callbacks = list(callbacks or [])
+        self.out = Path(cfg.out)
+        self.start_epoch = 0
+        self.best_fitness: float | None = None
+        self.history: list[dict] = []
+        self.stop = False
+        self.val_split = load_split(load_data_yaml(cfg.data), "val", limit=cfg.val_images or None)
+        self.criterion = detection_criterion(self.model, cfg.loss)
+        self.optimizer = self._optimizer()
+        self.scheduler = create_scheduler(self.optimizer, cfg.schedule, cfg.epochs)
+        self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if self.cfg.optimizer == "AdamW":
+            return torch.optim.AdamW(groups, lr=self.cfg.lr0, betas=(self.cfg.momentum, 0.999))
+        return torch.optim.SGD(groups, lr=self.cfg.lr0, momentum=self.cfg.momentum, nesterov=True)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights validated and saved: the EMA when there is one."""
+        return self.ema.ema if self.ema else self.model
+
+    def prepare_epoch(self, epoch: int) -> None:
+        """Put the model in training mode for ``epoch``; subclasses freeze parts of it."""
+        self.model.train()
+
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Detection loss of one batch; subclasses add terms."""
+        preds = self.model(batch["img"])
+        loss, items = self.criterion(preds, batch)
+        return loss.sum(), {k: float(v) for k, v in items.items()}
+
+    def train_one_epoch(self, loader, epoch: int) -> dict:
+        """One pass over the train loader; returns the mean loss items."""
+        self.prepare_epoch(epoch)
+        totals: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False)
+        for i, batch in enumerate(bar):
+            for k, v in self.train_step(batch).items():
+                totals[k] = totals.get(k, 0.0) + v
+            bar.set_postfix({k: f"{v / (i + 1):.3f}" for k, v in totals.items()})
+        return {k: v / max(1, len(loader)) for k, v in totals.items()}
+
+    def train_step(self, batch: dict) -> dict:
+        """One optimizer step on a loader batch; returns its loss items."""
+        batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        batch["img"] = batch["img"].float() / 255
+        with torch.autocast(self.device.type, enabled=self.scaler.is_enabled()):
+            loss, items = self.compute_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema:
+            self.ema.update(self.model)
+        return items
+
+    def validate(self) -> EvalResult:
+        """COCO mAP of ``eval_model`` on the val split, through our evaluator."""
+        with TorchRunner(self.eval_model, self.cfg.imgsz, str(self.device)) as runner:
+            return evaluate(runner, self.val_split, self.cfg.imgsz)
+
+    def fit(self) -> dict:
+        """Train for the remaining epochs; returns the last epoch's metrics."""
+        torch.manual_seed(self.cfg.seed)
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.cfg.threads or os.cpu_count() or 1)
+        loader = build_train_loader(self.cfg, int(self.model.stride.max()))
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        metrics: dict = {}
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, epoch)
+            start = time.perf_counter()
+            losses = self.train_one_epoch(loader, epoch)
+            train_seconds = time.perf_counter() - start
+            result = self.validate()
+            metrics = {"epoch": epoch + 1, **losses, "map50_95": result.map50_95, "map50": result.map50,
+                       "lr": self.optimizer.param_groups[0]["lr"], "train_seconds": train_seconds}  # fmt: skip
+            self.history.append(metrics)
+            logger.info(
+                "epoch %d/%d: mAP50-95 %.4f mAP50 %.4f (train %.0f s)",
+                epoch + 1, self.cfg.epochs, result.map50_95, result.map50, train_seconds,
+            )  # fmt: skip
+            self._step_scheduler(result.map50_95)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, metrics)
+            if self.stop:
+                logger.info("Stopping early after epoch %d", epoch + 1)
+                break
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        return metrics
+
+    def _step_scheduler(self, fitness: float) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(fitness)
+        else:
+            self.scheduler.step()
+
+    def state(self, epoch: int) -> dict:
+        """Everything a resumed run needs."""
+        return {
+            "model": self.model, "ema": self.ema.ema if self.ema else None,
+            "ema_updates": self.ema.updates if self.ema else 0, "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "epoch": epoch, "best_fitness": self.best_fitness,
+            "history": self.history, "config": asdict(self.cfg),
+        }  # fmt: skip
+
+    def load_state(self, state: dict) -> None:
+        """Continue a run from ``state`` (``last.pt``): the next epoch starts after the saved one."""
+        self.model = _trainable(state["model"].to(self.device))
+        self.criterion = detection_criterion(self.model, self.cfg.loss)
+        self.optimizer = self._optimizer()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler = create_scheduler(self.optimizer, self.cfg.schedule, self.cfg.epochs)
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.cfg.ema_decay > 0 and state.get("ema") is not None:
+            self.ema = ModelEMA(state["ema"], self.cfg.ema_decay, state["ema_updates"])
+        self.start_epoch = state["epoch"] + 1
+        self.best_fitness = state["best_fitness"]
+        self.history = state["history"]
