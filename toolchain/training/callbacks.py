@@ -86,12 +86,47 @@ class ProgressiveQuantization(Callback):
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         due = [p for start, p in self.stages.items() if start <= epoch]
-        enabled = 0
-        for name, conv in _quant_convs(trainer.model):
-            on = any(p.match(name) for p in due)
-            conv.input_quantizer.enabled = conv.weight_quantizer.enabled = on
-            enabled += on
-        logger.info("Progressive quantization, epoch %d: %d quantized convs enabled", epoch + 1, enabled)
+        convs = _quant_convs(trainer.model)
+        on = {name: any(p.match(name) for p in due) for name, _ in convs}
+        shared_on: dict[int, bool] = {}  # a shared input quantizer is on once any of its readers is due
+        for name, conv in convs:
+            conv.weight_quantizer.enabled = on[name]
+            shared_on[id(conv.input_quantizer)] = shared_on.get(id(conv.input_quantizer), False) or on[name]
+        for _, conv in convs:
+            conv.input_quantizer.enabled = shared_on[id(conv.input_quantizer)]
+        quantized = sum(on.values())
+        logger.info("Progressive quantization, epoch %d: %d of %d convs quantized", epoch + 1, quantized, len(on))
+
+
+class TensorBoardLogger(Callback):
+    """Losses, learning rate, mAP and (after ``QuantizationErrorMonitor``) per-layer SQNR, per epoch."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.writer = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.warning("tensorboard is not installed (pip install tensorboard); TensorBoard logging is off")
+            return
+        self.writer = SummaryWriter(str(self.folder))
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None:
+        if self.writer is None:
+            return
+        for key, value in metrics.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"train/{key}" if key.endswith(("loss", "penalty", "distill")) else key,
+                                       value, epoch + 1)  # fmt: skip
+        for layer, db in getattr(trainer, "sqnr", {}).items():
+            self.writer.add_scalar(f"sqnr_db/{layer}", db, epoch + 1)
+        self.writer.flush()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def sqnr_per_layer(model: torch.nn.Module, batch: torch.Tensor) -> dict[str, float]:
@@ -136,6 +171,7 @@ class QuantizationErrorMonitor(Callback):
             writer.writeheader()
             writer.writerows(self.rows)
         metrics["sqnr_min_db"] = min(sqnr.values())
+        trainer.sqnr = sqnr
         self._plot(sqnr)
 
     def _plot(self, sqnr: dict[str, float]) -> None:

@@ -27,7 +27,14 @@ from toolchain.models.yolo import class_names, load_model
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.placement import quantize_model
 from toolchain.quantization.ptq import calibrate, calibration_batches
-from toolchain.training.callbacks import EarlyStopping, ModelCheckpoint, QuantizationErrorMonitor, ResultsCSV
+from toolchain.training.callbacks import (
+    EarlyStopping,
+    ModelCheckpoint,
+    ProgressiveQuantization,
+    QuantizationErrorMonitor,
+    ResultsCSV,
+    TensorBoardLogger,
+)
 from toolchain.training.qat_trainer import QATConfig, QATTrainer
 
 logger = logging.getLogger(__name__)
@@ -82,13 +89,17 @@ def _prepare(cfg: QATRunConfig, run: Path) -> tuple[torch.nn.Module, torch.nn.Mo
 
 
 def _callbacks(cfg: QATRunConfig, run: Path) -> list:
-    callbacks = [ModelCheckpoint(run / "weights"), ResultsCSV(run / "results.csv")]
-    if cfg.patience:
-        callbacks.append(EarlyStopping(cfg.patience))
+    train = cfg.qat.train
+    stages = dict(cfg.qat.progressive)
+    if not stages and train.schedule.name == "qat" and train.schedule.pre_quant > 0:
+        stages = {train.schedule.pre_quant: ".*"}  # float epochs first, then everything quantized
+    callbacks = [ProgressiveQuantization(stages)] if stages else []
     if cfg.sqnr:
-        train = cfg.qat.train
         batch = torch.from_numpy(calibration_batches(train.data, train.imgsz, 4, 4, split="val")[0])
         callbacks.append(QuantizationErrorMonitor(batch, run))
+    callbacks += [ModelCheckpoint(run / "weights"), ResultsCSV(run / "results.csv"), TensorBoardLogger(run / "tb")]
+    if cfg.patience:
+        callbacks.append(EarlyStopping(cfg.patience))
     return callbacks
 
 
