@@ -7,7 +7,14 @@ from pathlib import Path
 from deploy.errors import ToolchainError
 from deploy.runtime.base import Runner
 
-BACKENDS = ("onnxruntime", "openvino")
+BACKENDS = ("auto", "onnxruntime", "openvino")
+
+
+def default_backend() -> str:
+    """OpenVINO where it is installed (it runs QDQ ONNX in INT8 on CPUs), else ONNX Runtime."""
+    import importlib.util
+
+    return "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
 
 
 def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> Runner:
@@ -15,12 +22,17 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
 
     Args:
         path: ``.onnx`` model.
-        backend: ``onnxruntime`` (the reference for Q/DQ arithmetic) or ``openvino`` (INT8 on CPUs).
+        backend: ``onnxruntime`` (the reference for Q/DQ arithmetic), ``openvino`` (INT8 on CPUs) or
+            ``auto`` (``default_backend()``).
         options: Backend options (``threads``; ``precision`` for OpenVINO; ``providers`` for ONNX Runtime).
     """
     path = Path(path)
     if path.suffix != ".onnx":
         raise ToolchainError(f"{path}: unsupported model file; expected .onnx")
+    if backend == "auto":
+        backend = default_backend()
+    if backend != "openvino":
+        options.pop("precision", None)
     if backend == "onnxruntime":
         from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 

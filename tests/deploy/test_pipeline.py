@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from deploy.outputs import Outputs
+from deploy.pipeline import PipelineConfig, run_pipeline
+from deploy.runtime.base import Runner
+from deploy.sources import Frame, FrameSource, open_source
+
+
+class FakeRunner(Runner):
+    """One box of class 1 at the image centre; optionally slow, optionally failing."""
+
+    name = "fake"
+
+    def __init__(self, delay: float = 0.0, fail_at: int | None = None) -> None:
+        self.delay, self.fail_at, self.calls, self.closed = delay, fail_at, 0, False
+
+    @property
+    def input_shape(self):
+        return (1, 3, 64, 64)
+
+    def infer(self, batch):
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise RuntimeError("device lost")
+        time.sleep(self.delay)
+        out = np.zeros((1, 6, 4), np.float32)
+        out[0, :4, 0] = [32, 32, 16, 16]
+        out[0, 5, 0] = 0.9
+        return [out]
+
+    def close(self):
+        self.closed = True
+
+
+class FastLiveSource(FrameSource):
+    live = True
+    name = "live"
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+
+    def __iter__(self):
+        for i in range(self.frames):
+            yield Frame(i, np.zeros((64, 64, 3), np.uint8), "live", time.perf_counter())
+
+
+def test_video_to_json_and_saved_video(tmp_path, make_video):
+    cfg = PipelineConfig(imgsz=(64, 64))
+    outputs = Outputs(["a", "b"], save=str(tmp_path / "out.avi"), json_path=str(tmp_path / "d.jsonl"))
+    with open_source(make_video(tmp_path / "v.avi", frames=10)) as src, FakeRunner() as runner:
+        summary = run_pipeline(src, runner, outputs, cfg)
+    outputs.close()
+    assert summary.frames == 10 and summary.dropped == 0 and not summary.interrupted
+    rows = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in rows] == list(range(10))
+    box = rows[0]["detections"][0]
+    assert box["name"] == "b" and box["score"] == pytest.approx(0.9)
+    # 96x64 frame in 64x64: scale 2/3, 10 px of padding on top; net box (24, 24, 40, 40) maps back to:
+    assert box["box"] == pytest.approx([36.0, 21.0, 60.0, 45.0], abs=0.6)
+    assert (tmp_path / "out.avi").stat().st_size > 0
+    assert set(summary.to_dict()["stages"]) == {"capture", "preprocess", "inference", "postprocess", "output"}
+
+
+def test_live_source_drops_late_frames_instead_of_queueing(tmp_path):
+    cfg = PipelineConfig(imgsz=(64, 64), queue_size=2)
+    with FakeRunner(delay=0.01) as runner:
+        summary = run_pipeline(FastLiveSource(200), runner, Outputs(["a", "b"]), cfg)
+    assert summary.dropped > 0 and summary.frames + summary.dropped == 200
+    assert summary.frames == runner.calls
+
+
+def test_a_failing_runner_stops_every_stage_and_raises(tmp_path):
+    runner = FakeRunner(fail_at=3)
+    with pytest.raises(RuntimeError, match="device lost"):
+        run_pipeline(FastLiveSource(50), runner, Outputs(["a"]), PipelineConfig(imgsz=(64, 64)))
+    import threading
+
+    time.sleep(0.3)
+    assert threading.active_count() == 1 or all(not t.daemon for t in threading.enumerate()[1:])
