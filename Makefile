@@ -21,6 +21,9 @@ CALIB     ?= 256
 PTQ_ONNX  ?= runs/ptq/$(notdir $(basename $(WEIGHTS))).int8.onnx
 QAT_EPOCHS ?= 5
 DEMO_QAT_EPOCHS ?= 2
+ENGINE_ONNX ?= runs/qat/$(QAT_NAME)/qat.int8.onnx
+PRECISION ?= int8
+MAX_BATCH ?= 1
 QAT_NAME  ?= qat
 CONFIG    ?= configs/qat.yaml
 # Stages after the baseline take the size the weights were trained at unless IMGSZ is given.
@@ -33,7 +36,7 @@ SYN_MAX   ?= 100
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: setup data check-data baseline export ptq qat sensitivity check-qdq eval bench-cpu demo test test-all lint clean
+.PHONY: setup data check-data baseline export ptq qat sensitivity engine check-qdq eval bench-cpu demo test test-all lint clean
 
 setup: $(VENV)/.installed
 
@@ -70,6 +73,10 @@ qat: setup
 sensitivity: setup
 	$(TOOLCHAIN) sensitivity --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --quant-config $(QUANT) \
 		$(if $(KEEP_FLOAT),--keep-float $(KEEP_FLOAT)) --out runs/sensitivity
+
+engine: setup
+	$(PY) -m deploy.engine.build $(ENGINE_ONNX) --precision $(PRECISION) --max-batch $(MAX_BATCH) \
+		--timing-cache runs/timing.cache
 
 check-qdq: setup
 	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)

@@ -83,7 +83,7 @@ class PipelineSummary:
                 "model_fps": self.model_fps, "interrupted": self.interrupted, "stages": stages}  # fmt: skip
 
 
-class _Stop(Exception):
+class _StopError(Exception):
     pass
 
 
@@ -94,7 +94,7 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> None:
             return
         except queue.Full:
             continue
-    raise _Stop
+    raise _StopError
 
 
 def _get(q: queue.Queue, stop: threading.Event):
@@ -103,7 +103,7 @@ def _get(q: queue.Queue, stop: threading.Event):
             return q.get(timeout=0.1)
         except queue.Empty:
             continue
-    raise _Stop
+    raise _StopError
 
 
 class _Worker(threading.Thread):
@@ -114,7 +114,7 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         try:
             self._target_fn()
-        except _Stop:
+        except _StopError:
             pass
         except BaseException as exc:  # surfaced in the main thread
             self._errors.append(exc)
@@ -187,7 +187,7 @@ def run_pipeline(source: FrameSource, runner: Runner, outputs: Outputs, cfg: Pip
             summary.frames += 1
             if not keep_going:
                 break
-    except _Stop:
+    except _StopError:
         pass
     except KeyboardInterrupt:
         summary.interrupted = True

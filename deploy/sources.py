@@ -44,7 +44,7 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Frame]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (sources without a device have nothing to release)
         """Release the camera or file. Safe to call twice."""
 
     def __enter__(self) -> FrameSource:

@@ -7,7 +7,8 @@ from pathlib import Path
 from deploy.errors import ToolchainError
 from deploy.runtime.base import Runner
 
-BACKENDS = ("auto", "onnxruntime", "openvino")
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 def default_backend() -> str:
@@ -21,14 +22,22 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
     """A runner for a model file.
 
     Args:
-        path: ``.onnx`` model.
+        path: ``.onnx`` model, or ``.engine``/``.plan`` (TensorRT).
         backend: ``onnxruntime`` (the reference for Q/DQ arithmetic), ``openvino`` (INT8 on CPUs) or
             ``auto`` (``default_backend()``).
         options: Backend options (``threads``; ``precision`` for OpenVINO; ``providers`` for ONNX Runtime).
     """
     path = Path(path)
+    if path.suffix in ENGINE_SUFFIXES:
+        if backend not in ("auto", "tensorrt"):
+            raise ToolchainError(f"{path}: a TensorRT engine runs only with --backend tensorrt (or auto)")
+        from deploy.runtime.tensorrt import TensorRTRunner
+
+        return TensorRTRunner(path)
     if path.suffix != ".onnx":
-        raise ToolchainError(f"{path}: unsupported model file; expected .onnx")
+        raise ToolchainError(f"{path}: unsupported model file; expected .onnx, .engine or .plan")
+    if backend == "tensorrt":
+        raise ToolchainError(f"{path}: build an engine first (python -m deploy.engine.build {path}) for TensorRT")
     if backend == "auto":
         backend = default_backend()
     if backend != "openvino":

@@ -1,0 +1,66 @@
+"""The deploy half never imports torch, ultralytics or toolchain, and runs in a venv with only its own requirements."""
+
+from __future__ import annotations
+
+import os
+import pkgutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+import deploy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.walk_packages(deploy.__path__, "deploy."))
+
+
+def test_every_deploy_module_imports_with_torch_blocked():
+    blocked = "; ".join(f"sys.modules[{m!r}] = None" for m in ("torch", "ultralytics", "toolchain", "torchvision"))
+    code = f"import sys, importlib; {blocked}\n" + "\n".join(f"importlib.import_module({m!r})" for m in _modules())
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(_modules()) >= 12
+
+
+def test_every_module_imports_on_a_cpu_machine():
+    import importlib
+
+    import toolchain
+
+    names = _modules() + sorted(m.name for m in pkgutil.walk_packages(toolchain.__path__, "toolchain."))
+    for name in names:
+        importlib.import_module(name)
+
+
+@pytest.mark.slow
+def test_deploy_runs_in_a_venv_with_only_its_requirements(tmp_path, tiny_checkpoint):
+    """pip-installs requirements-deploy.txt into a fresh venv (needs the package index) and runs infer.py."""
+    import cv2
+    import numpy as np
+
+    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.models.yolo import load_model
+
+    model = onnx_from_model(load_model(tiny_checkpoint), tmp_path / "m.onnx", ExportConfig(imgsz=64))
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((48, 64, 3), np.uint8))
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(REPO / "requirements-deploy.txt")],
+                         capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    check = subprocess.run([str(python), "-c", "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('ultralytics'))"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    assert check.stdout.strip() == "None None"
+    done = subprocess.run([str(python), str(REPO / "deploy" / "infer.py"), "--model", str(model), "--source",
+                           str(tmp_path / "a.jpg"), "--backend", "onnxruntime", "--json", str(tmp_path / "d.jsonl")],
+                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "d.jsonl").read_text().count("\n") == 1
