@@ -16,7 +16,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deploy.errors import ToolchainError  # noqa: E402
+from deploy.errors import ToolchainError, report_errors  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,12 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    try:
-        run(args)
-    except ToolchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return report_errors(run, args)
 
 
 if __name__ == "__main__":

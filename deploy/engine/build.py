@@ -17,7 +17,7 @@ from pathlib import Path
 from deploy.engine.config import EngineConfig, check_int8_source, engine_path, file_sha256, profile_shapes
 from deploy.engine.inspect import layer_report
 from deploy.engine.trt import import_tensorrt, is_trt10, parse_version
-from deploy.errors import ToolchainError
+from deploy.errors import ToolchainError, report_errors
 from deploy.fileio import atomic_path
 from deploy.metadata import ModelMetadata, sidecar_path
 
@@ -180,16 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib-cache", default=None)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = EngineConfig(
-            a.precision, a.min_batch, a.opt_batch, a.max_batch, a.workspace_gib, not a.no_fp16_fallback,
-            a.strongly_typed, a.timing_cache, a.dla_core, a.calib_images, a.calib_batches, a.calib_cache,
-        )  # fmt: skip
-        print(engine_from_onnx(a.onnx, cfg, a.out))
-    except ToolchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return report_errors(_build_from_args, a)
+
+
+def _build_from_args(a: argparse.Namespace) -> None:
+    cfg = EngineConfig(
+        a.precision, a.min_batch, a.opt_batch, a.max_batch, a.workspace_gib, not a.no_fp16_fallback,
+        a.strongly_typed, a.timing_cache, a.dla_core, a.calib_images, a.calib_batches, a.calib_cache,
+    )  # fmt: skip
+    print(engine_from_onnx(a.onnx, cfg, a.out))
 
 
 if __name__ == "__main__":
