@@ -36,7 +36,7 @@ SYN_MAX   ?= 100
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: setup data check-data baseline export ptq qat sensitivity engine check-qdq eval bench-cpu demo test test-all lint clean
+.PHONY: setup data check-data baseline export ptq qat sensitivity engine bench check-qdq eval bench-cpu demo test test-all lint clean
 
 setup: $(VENV)/.installed
 
@@ -78,6 +78,9 @@ engine: setup
 	$(PY) -m deploy.engine.build $(ENGINE_ONNX) --precision $(PRECISION) --max-batch $(MAX_BATCH) \
 		--timing-cache runs/timing.cache
 
+bench: setup
+	$(PY) -m benchmarks.run --run runs/qat/$(QAT_NAME) --data $(DATA) --name $(QAT_NAME) $(if $(PEER),--peer $(PEER))
+
 check-qdq: setup
 	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)
 
@@ -91,6 +94,7 @@ demo: data baseline
 	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --epochs $(DEMO_QAT_EPOCHS) \
 		--device $(DEVICE) --name demo $(if $(RESUME),--resume)
 	$(TOOLCHAIN) check-qdq runs/qat/demo/qat.int8.onnx
+	$(PY) -m benchmarks.run --run runs/qat/demo --data $(DATA) --name demo
 
 test: setup
 	$(PY) -m pytest -m "not slow" -q

@@ -1,0 +1,150 @@
+"""The benchmark suite: which rows exist on this machine, and the measurements of each.
+
+Rows: FP32, FP32 in bf16 (CPUs that have it), INT8 PTQ, INT8 QAT and the peer INT8 (ultralytics'
+own QAT, when its ONNX is given), on every backend available here (OpenVINO and ONNX Runtime on a
+CPU; TensorRT where it and a GPU are present). A row that cannot run stays in the report with the
+reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import platform
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.measure import Row, peak_memory, time_round_robin
+from deploy.dataset import load_data_yaml, load_split
+from deploy.evaluate import evaluate
+from deploy.outputs import Outputs
+from deploy.pipeline import PipelineConfig, run_pipeline
+from deploy.sources import open_source
+
+logger = logging.getLogger(__name__)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO reports bf16 for this CPU."""
+    try:
+        import openvino as ov
+
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # no OpenVINO, or a build without the property
+        return False
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def plan_rows(run_dir: Path, peer: str | None) -> list[Row]:
+    """Every (variant, backend) row, with ``skipped`` set where it cannot run here."""
+    variants = {
+        "FP32": run_dir / "fp32.onnx", "INT8 PTQ": run_dir / "ptq.int8.onnx", "INT8 QAT": run_dir / "qat.int8.onnx",
+        "INT8 peer (ultralytics QAT)": Path(peer) if peer else None,
+    }  # fmt: skip
+    rows: list[Row] = []
+    for backend in ("openvino", "onnxruntime"):
+        for variant, path in variants.items():
+            rows.append(Row(variant, backend, str(path) if path else ""))
+        if backend == "openvino":
+            rows.append(Row("FP32", backend, str(variants["FP32"]), precision="bf16"))
+    rows.append(Row("FP32/FP16/INT8 engines", "tensorrt", ""))
+    for row in rows:
+        row.skipped = _why_not(row, peer)
+    return rows
+
+
+def _why_not(row: Row, peer: str | None) -> str | None:
+    if row.backend == "tensorrt":
+        if not _available("tensorrt"):
+            return "TensorRT is not installed here (NVIDIA container or JetPack); no GPU rows"
+        return "TensorRT rows need engines: run 'make engine' and pass them (not measured by this CPU suite)"
+    if not _available(row.backend):
+        return f"{row.backend} is not installed"
+    if row.precision == "bf16" and not cpu_has_bf16():
+        return "this CPU has no bf16"
+    if row.variant.startswith("INT8 peer") and not peer:
+        return "no peer ONNX given: train it with 'yolo train ... quantize=8' (needs nvidia-modelopt) and pass --peer"
+    if not Path(row.model).is_file():
+        return f"{row.model} not found: run 'make qat' first"
+    return None
+
+
+def measure_latency(rows: list[Row], threads: int | None, runs: int, warmup: int) -> None:
+    runnable = [r for r in rows if not r.skipped]
+    runners = {r.name: r.open(threads) for r in runnable}
+    try:
+        latency = time_round_robin(runners, runs, warmup)
+    finally:
+        for runner in runners.values():
+            runner.close()
+    for r in runnable:
+        r.latency_ms = latency[r.name]
+        r.throughput = {
+            "batch": latency[r.name]["batch"],
+            "images_per_s": 1000 * latency[r.name]["batch"] / latency[r.name]["p50"],
+        }
+
+
+def measure_accuracy(rows: list[Row], data: str, threads: int | None) -> None:
+    split = load_split(load_data_yaml(data), "val")
+    for r in [r for r in rows if not r.skipped]:
+        logger.info("accuracy: %s", r.name)
+        with r.open(threads) as runner:
+            result = evaluate(runner, split)
+        r.accuracy = {"map50_95": result.map50_95, "map50": result.map50, "ap_small": result.ap_small,
+                      "per_class": result.per_class}  # fmt: skip
+
+
+def make_video(data: str, path: Path, frames: int, size: int) -> Path:
+    """An MJPG video of val images (originals, not letterboxed: the pipeline does that)."""
+    from deploy.dataset import list_images
+    from deploy.preprocess import letterbox
+
+    images = list_images(load_data_yaml(data).splits["val"])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (size, size))
+    for i in range(frames):
+        writer.write(letterbox(cv2.imread(str(images[i % len(images)])), (size, size))[0])
+    writer.release()
+    return path
+
+
+def measure_pipeline(rows: list[Row], data: str, threads: int | None, frames: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in [r for r in rows if not r.skipped]:
+            with r.open(threads) as runner:
+                size = runner.input_shape[2]
+                video = Path(tmp) / f"v{size}.avi"
+                if not video.exists():
+                    make_video(data, video, frames, size)
+                with open_source(str(video)) as source:
+                    summary = run_pipeline(source, runner, Outputs([]), PipelineConfig((size, size)))
+            r.pipeline = {"fps": summary.fps, "model_fps": summary.model_fps, "frames": summary.frames}
+
+
+def measure_memory(rows: list[Row], threads: int | None) -> None:
+    for r in [r for r in rows if not r.skipped]:
+        r.memory = peak_memory(r, threads)
+
+
+def environment() -> dict:
+    """CPU, GPU and library versions of this machine."""
+    env = {"python": platform.python_version(), "machine": platform.machine(), "opencv": cv2.__version__,
+           "numpy": np.__version__, "gpu": None}  # fmt: skip
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                env["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        env["cpu"] = platform.processor()
+    for module in ("onnxruntime", "openvino", "tensorrt"):
+        if _available(module):
+            env[module] = __import__(module).__version__
+    env["cpu_bf16"] = cpu_has_bf16()
+    return env
