@@ -24,6 +24,7 @@ DEMO_QAT_EPOCHS ?= 2
 ENGINE_ONNX ?= runs/qat/$(QAT_NAME)/qat.int8.onnx
 PRECISION ?= int8
 MAX_BATCH ?= 1
+JETPACK   ?= 6
 QAT_NAME  ?= qat
 CONFIG    ?= configs/qat.yaml
 # Stages after the baseline take the size the weights were trained at unless IMGSZ is given.
@@ -36,7 +37,18 @@ SYN_MAX   ?= 100
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: setup data check-data baseline export ptq qat sensitivity engine bench check-qdq eval bench-cpu demo test test-all lint clean
+.PHONY: help docker-gpu docker-jetson setup data check-data baseline export ptq qat sensitivity engine bench check-qdq eval bench-cpu demo test test-all lint clean
+
+help:
+	@echo "make demo | test | test-all | lint | data | check-data | baseline | export | eval | ptq | qat |"
+	@echo "     sensitivity | engine | bench | bench-cpu | check-qdq | docker-gpu | docker-jetson | clean"
+	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS PRECISION PEER"
+
+docker-gpu:
+	docker build -f docker/Dockerfile.gpu -t yolo-trt-qat:gpu .
+
+docker-jetson:
+	docker build -f docker/Dockerfile.jetson --build-arg JETPACK=$(JETPACK) -t yolo-trt-qat:jetson-jp$(JETPACK) .
 
 setup: $(VENV)/.installed
 

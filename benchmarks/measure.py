@@ -100,5 +100,3 @@ def peak_memory(row: Row, threads: int | None, runs: int = 20) -> dict:
     rss = json.loads(done.stdout.strip().splitlines()[-1])
     return {"peak_rss_mib": rss["peak"] / 1024, "model_rss_mib": (rss["peak"] - rss["base"]) / 1024,
             "file_mib": Path(row.model).stat().st_size / 2**20}  # fmt: skip
-
-

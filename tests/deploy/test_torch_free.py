@@ -39,8 +39,12 @@ def test_every_module_imports_on_a_cpu_machine():
 
 
 @pytest.mark.slow
-def test_deploy_runs_in_a_venv_with_only_its_requirements(tmp_path, tiny_checkpoint):
-    """pip-installs requirements-deploy.txt into a fresh venv (needs the package index) and runs infer.py."""
+@pytest.mark.parametrize(
+    ("requirements", "extra"),
+    [("requirements-deploy.txt", []), ("docker/requirements-jetson.txt", ["opencv-python-headless"])],
+)  # JetPack's python3-opencv stands in as opencv-python-headless here
+def test_deploy_runs_in_a_venv_with_only_its_requirements(tmp_path, tiny_checkpoint, requirements, extra):
+    """pip-installs the requirements into a fresh venv (needs the package index) and runs infer.py."""
     import cv2
     import numpy as np
 
@@ -52,7 +56,7 @@ def test_deploy_runs_in_a_venv_with_only_its_requirements(tmp_path, tiny_checkpo
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(REPO / "requirements-deploy.txt")],
+    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(REPO / requirements), *extra],
                          capture_output=True, text=True, timeout=900)  # fmt: skip
     assert pip.returncode == 0, pip.stderr[-2000:]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
