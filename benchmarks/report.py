@@ -58,23 +58,16 @@ def markdown(rows: list[Row], env: dict, title: str) -> str:
 
 def plot(rows: list[Row], path: Path) -> Path:
     """Latency (p50) against mAP50-95, one point per row."""
-    import matplotlib
+    from toolchain.plots import png_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for r in rows:
-        if r.latency_ms and r.accuracy:
-            ax.scatter(r.latency_ms["p50"], r.accuracy["map50_95"])
-            ax.annotate(r.name, (r.latency_ms["p50"], r.accuracy["map50_95"]), fontsize=7)
-    ax.set_xlabel("latency p50 (ms, batch 1)")
-    ax.set_ylabel("mAP50-95")
-    ax.set_title("Latency against accuracy")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    with png_figure(path, (8, 5)) as ax:
+        for r in rows:
+            if r.latency_ms and r.accuracy:
+                ax.scatter(r.latency_ms["p50"], r.accuracy["map50_95"])
+                ax.annotate(r.name, (r.latency_ms["p50"], r.accuracy["map50_95"]), fontsize=7)
+        ax.set_xlabel("latency p50 (ms, batch 1)")
+        ax.set_ylabel("mAP50-95")
+        ax.set_title("Latency against accuracy")
     return path
 
 

@@ -26,6 +26,7 @@ from deploy.dataset import Split
 from deploy.evaluate import evaluate
 from deploy.fileio import atomic_path
 from toolchain.models.torch_runner import TorchRunner
+from toolchain.plots import bar_chart
 from toolchain.quantization.modules import QuantConv2d
 from toolchain.quantization.ptq import quantization_disabled, quantizers
 
@@ -86,21 +87,9 @@ def write_sensitivity(rows: list[GroupSensitivity], folder: str | Path) -> tuple
         writer.writerow(["rank", "map50_95_loss", "map50_95", "group"])
         for i, r in enumerate(rows, 1):
             writer.writerow([i, f"{r.loss:.5f}", f"{r.map50_95:.5f}", " ".join(r.group)])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(12, 4))
-    ax.bar(range(len(rows)), [100 * r.loss for r in rows])
-    ax.set_xticks(range(len(rows)), [r.group[0] + (f" +{len(r.group) - 1}" if len(r.group) > 1 else "")
-                                     for r in rows], rotation=90, fontsize=6)  # fmt: skip
-    ax.set_ylabel("mAP50-95 lost (points)")
-    ax.set_title("Sensitivity: only this fusion group quantized")
-    fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    labels = [r.group[0] + (f" +{len(r.group) - 1}" if len(r.group) > 1 else "") for r in rows]
+    bar_chart(png_path, labels, [100 * r.loss for r in rows], "mAP50-95 lost (points)",
+              "Sensitivity: only this fusion group quantized")  # fmt: skip
     return csv_path, png_path
 
 

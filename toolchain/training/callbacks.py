@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from deploy.fileio import atomic_path
+from toolchain.plots import bar_chart
 from toolchain.quantization.modules import QuantConv2d
 from toolchain.training.trainer import Callback, Trainer
 
@@ -175,17 +176,5 @@ class QuantizationErrorMonitor(Callback):
         self._plot(sqnr)
 
     def _plot(self, sqnr: dict[str, float]) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(12, 4))
-        ax.bar(range(len(sqnr)), list(sqnr.values()))
-        ax.set_xticks(range(len(sqnr)), list(sqnr), rotation=90, fontsize=6)
-        ax.set_ylabel("SQNR (dB)")
-        ax.set_title("Quantization error per layer (higher is better)")
-        fig.tight_layout()
-        with atomic_path(self.folder / "sqnr.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=120)
-        plt.close(fig)
+        bar_chart(self.folder / "sqnr.png", list(sqnr), list(sqnr.values()), "SQNR (dB)",
+                  "Quantization error per layer (higher is better)")  # fmt: skip
