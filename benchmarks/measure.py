@@ -38,12 +38,13 @@ class Row:
 
     @property
     def name(self) -> str:
-        hint = f" ({self.precision})" if self.backend == "openvino" else ""
+        hint = f" ({self.precision})" if self.backend in ("openvino", "tensorrt") else ""
         return f"{self.variant} / {self.backend}{hint}"
 
     def open(self, threads: int | None) -> Runner:
-        options = {"threads": threads, "precision": self.precision}
-        return create_runner(self.model, self.backend, **options)
+        if self.backend == "tensorrt":
+            return create_runner(self.model, "tensorrt")
+        return create_runner(self.model, self.backend, threads=threads, precision=self.precision)
 
 
 def time_round_robin(runners: dict[str, Runner], runs: int, warmup: int) -> dict[str, dict]:
@@ -87,11 +88,16 @@ def peak_memory(row: Row, threads: int | None, runs: int = 20) -> dict:
     code = (
         "import json, resource, numpy as np\n" + _HWM +
         "from deploy.runtime import create_runner\n"
-        "base = hwm()\n"
+        "base, gpu = hwm(), None\n"
+        f"if {row.backend == 'tensorrt'}:\n"
+        "    import pycuda.autoinit, pycuda.driver as cuda\n"
+        "    free0 = cuda.mem_get_info()[0]\n"
         f"r = create_runner({row.model!r}, {row.backend!r}, threads={threads!r}, precision={row.precision!r})\n"
         "s = r.input_shape; x = np.zeros((s[0] or 1, *s[1:]), np.float32)\n"
         f"[r.infer(x) for _ in range({runs})]\n"
-        "print(json.dumps({'base': base, 'peak': hwm()}))\n"
+        f"if {row.backend == 'tensorrt'}:\n"
+        "    gpu = (free0 - cuda.mem_get_info()[0]) / 2**20  # on a Jetson: unified memory\n"
+        "print(json.dumps({'base': base, 'peak': hwm(), 'gpu_mib': gpu}))\n"
     )  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                           cwd=Path(__file__).resolve().parents[1])  # fmt: skip
@@ -99,4 +105,4 @@ def peak_memory(row: Row, threads: int | None, runs: int = 20) -> dict:
         raise ToolchainError(f"{row.name}: memory probe failed: {done.stderr.strip()[-300:]}")
     rss = json.loads(done.stdout.strip().splitlines()[-1])
     return {"peak_rss_mib": rss["peak"] / 1024, "model_rss_mib": (rss["peak"] - rss["base"]) / 1024,
-            "file_mib": Path(row.model).stat().st_size / 2**20}  # fmt: skip
+            "gpu_mib": rss["gpu_mib"], "file_mib": Path(row.model).stat().st_size / 2**20}  # fmt: skip

@@ -12,8 +12,9 @@ from deploy.fileio import atomic_path, write_json
 
 
 def _fp32(rows: list[Row], backend: str) -> Row | None:
-    return next((r for r in rows if r.backend == backend and r.variant == "FP32" and r.precision == "f32"
-                 and not r.skipped), None)  # fmt: skip
+    """The baseline of a backend: FP32 with the f32 hint (FP16 for TensorRT, which builds no FP32 row)."""
+    return next((r for r in rows if r.backend == backend and r.variant in ("FP32", "FP16")
+                 and r.precision in ("f32", "fp16") and not r.skipped), None)  # fmt: skip
 
 
 def _fmt(value, spec: str = ".2f") -> str:
@@ -27,11 +28,11 @@ def markdown(rows: list[Row], env: dict, title: str) -> str:
              "Latency: batch 1, p50 over round-robin runs of all rows (noise: min-max). Speed-up and size "
              "are against FP32 (f32) on the same backend. mAP on the val split through the same runner.", "",
              "| model / backend | p50 ms | p90 | p99 | min-max | speed-up | img/s | pipeline FPS | peak RSS MiB | "
-             "file MiB | size | mAP50-95 | mAP50 | AP small |",
-             "|" + "---|" * 15]  # fmt: skip
+             "GPU MiB | file MiB | size | mAP50-95 | mAP50 | AP small |",
+             "|" + "---|" * 16]  # fmt: skip
     for r in rows:
         if r.skipped:
-            lines.append(f"| {r.name} | not run: {r.skipped} |" + " |" * 13)
+            lines.append(f"| {r.name} | not run: {r.skipped} |" + " |" * 14)
             continue
         base = _fp32(rows, r.backend)
         lat, mem, acc = r.latency_ms, r.memory, r.accuracy
@@ -42,6 +43,7 @@ def markdown(rows: list[Row], env: dict, title: str) -> str:
             f"{_fmt(lat['min'])}-{_fmt(lat['max'])} | {_fmt(speedup)}x | "
             f"{_fmt(r.throughput.get('images_per_s'), '.1f')} | "
             f"{_fmt(r.pipeline.get('fps'), '.1f')} | {_fmt(mem.get('peak_rss_mib'), '.0f')} | "
+            f"{_fmt(mem.get('gpu_mib'), '.0f')} | "
             f"{_fmt(mem.get('file_mib'), '.1f')} | {_fmt(size)}x | {_fmt(acc.get('map50_95'), '.4f')} | "
             f"{_fmt(acc.get('map50'), '.4f')} | {_fmt(acc.get('ap_small'), '.4f')} |"
         )

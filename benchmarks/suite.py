@@ -53,18 +53,41 @@ def plan_rows(run_dir: Path, peer: str | None) -> list[Row]:
             rows.append(Row(variant, backend, str(path) if path else ""))
         if backend == "openvino":
             rows.append(Row("FP32", backend, str(variants["FP32"]), precision="bf16"))
-    rows.append(Row("FP32/FP16/INT8 engines", "tensorrt", ""))
+    if _available("tensorrt"):
+        for variant, path in variants.items():
+            precision = "fp16" if variant == "FP32" else "int8"
+            rows.append(
+                Row(variant if precision == "int8" else "FP16", "tensorrt", str(path) if path else "", precision)
+            )
+    else:
+        rows.append(Row("FP32/FP16/INT8 engines", "tensorrt", ""))
     for row in rows:
         row.skipped = _why_not(row, peer)
     return rows
 
 
+def prepare_engines(rows: list[Row], folder: Path) -> None:
+    """Build the TensorRT engine of each TensorRT row from its ONNX (FP16 from FP32, INT8 from Q/DQ)."""
+    from deploy.engine.build import engine_from_onnx
+    from deploy.engine.config import EngineConfig
+    from deploy.errors import ToolchainError
+
+    for r in rows:
+        if r.backend != "tensorrt" or r.skipped or not r.model.endswith(".onnx"):
+            continue
+        target = folder / "engines" / f"{Path(r.model).stem}.{r.precision}.engine"
+        try:
+            r.model = str(engine_from_onnx(r.model, EngineConfig(precision=r.precision), target))
+        except ToolchainError as exc:
+            r.skipped = f"engine build failed: {exc}"
+
+
 def _why_not(row: Row, peer: str | None) -> str | None:
-    if row.backend == "tensorrt":
-        if not _available("tensorrt"):
-            return "TensorRT is not installed here (NVIDIA container or JetPack); no GPU rows"
-        return "TensorRT rows need engines: run 'make engine' and pass them (not measured by this CPU suite)"
-    if not _available(row.backend):
+    if row.backend == "tensorrt" and not _available("tensorrt"):
+        return "TensorRT is not installed here (NVIDIA container or JetPack); no GPU rows"
+    if row.backend == "tensorrt" and not _available("pycuda"):
+        return "pycuda is not installed (pip install pycuda); TensorRT rows need it"
+    if row.backend != "tensorrt" and not _available(row.backend):
         return f"{row.backend} is not installed"
     if row.precision == "bf16" and not cpu_has_bf16():
         return "this CPU has no bf16"
@@ -132,10 +155,34 @@ def measure_memory(rows: list[Row], threads: int | None) -> None:
         r.memory = peak_memory(r, threads)
 
 
+def _run(command: list[str]) -> str | None:
+    import shutil
+    import subprocess
+
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
+
+
+def gpu_environment() -> dict:
+    """GPU name and driver (nvidia-smi), and on a Jetson the power mode and whether clocks are locked."""
+    env = {"gpu": _run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"])}
+    mode = _run(["nvpmodel", "-q"])
+    if mode:
+        env["jetson_power_mode"] = " ".join(mode.split())
+        clocks = _run(["jetson_clocks", "--show"]) or ""
+        env["jetson_clocks_locked"] = "MinFreq=MaxFreq" in clocks.replace(" ", "") if clocks else None
+    return env
+
+
 def environment() -> dict:
     """CPU, GPU and library versions of this machine."""
     env = {"python": platform.python_version(), "machine": platform.machine(), "opencv": cv2.__version__,
-           "numpy": np.__version__, "gpu": None}  # fmt: skip
+           "numpy": np.__version__, **gpu_environment()}  # fmt: skip
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -7,14 +7,25 @@ from pathlib import Path
 from deploy.errors import ToolchainError
 from deploy.runtime.base import Runner
 
-BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "openvino", "tensorrt")
+ORT_PROVIDERS = {
+    "onnxruntime": ["CPUExecutionProvider"],
+    "onnxruntime-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "onnxruntime-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
 ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 def default_backend() -> str:
-    """OpenVINO where it is installed (it runs QDQ ONNX in INT8 on CPUs), else ONNX Runtime."""
+    """For an ONNX: ONNX Runtime's CUDA provider on a machine with an NVIDIA GPU, else OpenVINO (it runs
+    QDQ ONNX in INT8 on CPUs) where installed, else ONNX Runtime on the CPU."""
     import importlib.util
 
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            return "onnxruntime-cuda"
     return "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
 
 
@@ -23,8 +34,9 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
 
     Args:
         path: ``.onnx`` model, or ``.engine``/``.plan`` (TensorRT).
-        backend: ``onnxruntime`` (the reference for Q/DQ arithmetic), ``openvino`` (INT8 on CPUs) or
-            ``auto`` (``default_backend()``).
+        backend: ``onnxruntime`` (CPU; the reference for Q/DQ arithmetic), ``onnxruntime-cuda`` and
+            ``onnxruntime-trt`` (ONNX Runtime's CUDA and TensorRT providers), ``openvino`` (INT8 on CPUs),
+            ``tensorrt`` (engines) or ``auto`` (``default_backend()``, or TensorRT for an engine).
         options: Backend options (``threads``; ``precision`` for OpenVINO; ``providers`` for ONNX Runtime).
     """
     path = Path(path)
@@ -42,10 +54,10 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
         backend = default_backend()
     if backend != "openvino":
         options.pop("precision", None)
-    if backend == "onnxruntime":
+    if backend in ORT_PROVIDERS:
         from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, **options)
+        return OnnxRuntimeRunner(path, providers=ORT_PROVIDERS[backend], **options)
     if backend == "openvino":
         from deploy.runtime.openvino import OpenVINORunner
 

@@ -42,6 +42,13 @@ class OnnxRuntimeRunner(Runner):
             self._session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime raises its own Fail/InvalidGraph types
             raise ToolchainError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
+        wanted = (providers or ["CPUExecutionProvider"])[0]
+        if wanted not in self._session.get_providers():
+            raise ToolchainError(
+                f"{path}: ONNX Runtime's {wanted} is not available here (installed: {ort.get_available_providers()}); "
+                "install onnxruntime-gpu (pip install -e '.[gpu]') or use --backend openvino / onnxruntime"
+            )
+        self.name = "onnxruntime" if wanted == "CPUExecutionProvider" else f"onnxruntime-{wanted[:-17].lower()}"
         self._input = self._session.get_inputs()[0]
         self._outputs = [o.name for o in self._session.get_outputs()]
         self.path = path

@@ -62,3 +62,29 @@ def test_markdown_ratios_json_and_compare(tmp_path):
     assert (tmp_path / "a" / "latency_vs_map.png").stat().st_size > 0
     table = compare(tmp_path / "a" / "report.json", tmp_path / "b" / "report.json")
     assert "| FP32 / openvino (f32) | 40.00 | 30.00 | 0.6200 | 0.6100 |" in table
+
+
+def test_tensorrt_rows_when_tensorrt_is_present(tmp_path, monkeypatch):
+    from benchmarks import suite
+
+    for name in ("fp32.onnx", "ptq.int8.onnx", "qat.int8.onnx"):
+        (tmp_path / name).write_bytes(b"x")
+    real = suite._available
+    monkeypatch.setattr(suite, "_available", lambda m: True if m in ("tensorrt", "pycuda") else real(m))
+    rows = [r for r in suite.plan_rows(tmp_path, peer=None) if r.backend == "tensorrt"]
+    assert [(r.variant, r.precision, r.skipped is None) for r in rows] == [
+        ("FP16", "fp16", True), ("INT8 PTQ", "int8", True), ("INT8 QAT", "int8", True),
+        ("INT8 peer (ultralytics QAT)", "int8", False),
+    ]
+    fp16, qat = _row("FP16", "tensorrt", 4.0, 6.0, 0.62, "fp16"), _row("INT8 QAT", "tensorrt", 2.0, 3.3, 0.63, "int8")
+    line = next(ln for ln in markdown([fp16, qat], {}, "t").splitlines() if ln.startswith("| INT8 QAT / tensorrt (int8)"))
+    assert "| 2.00x |" in line  # against the FP16 engine
+
+
+def test_gpu_environment_without_nvidia_tools(monkeypatch):
+    import shutil
+
+    from benchmarks.suite import gpu_environment
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert gpu_environment() == {"gpu": None}
