@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="auto, openvino or onnxruntime")
     p.add_argument("--precision", default="f32", help="OpenVINO hint for float layers: f32 or bf16")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--cuda", default="pycuda", help="CUDA library for engines: pycuda or cuda-python")
+    p.add_argument("--cuda-graph", action="store_true", help="replay the engine as a CUDA graph (cuda-python)")
     p.add_argument("--imgsz", type=int, default=None, help="input size for a model with a dynamic size")
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.7)
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> dict:
     post = PostprocessConfig(args.conf, args.iou, args.max_det, multi_label=False,
                              classes=tuple(args.classes) if args.classes else None)  # fmt: skip
     with open_source(args.source) as source, \
-            create_runner(model, args.backend, threads=args.threads, precision=args.precision) as runner:  # fmt: skip
+            create_runner(model, args.backend, threads=args.threads, precision=args.precision, cuda=args.cuda,
+                          cuda_graph=args.cuda_graph) as runner:  # fmt: skip
         _, _, h, w = runner.input_shape
         imgsz = (h or args.imgsz or 640, w or args.imgsz or 640)
         outputs = Outputs(_names(model, None), args.show, args.save, args.json)

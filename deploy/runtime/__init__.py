@@ -37,7 +37,8 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
         backend: ``onnxruntime`` (CPU; the reference for Q/DQ arithmetic), ``onnxruntime-cuda`` and
             ``onnxruntime-trt`` (ONNX Runtime's CUDA and TensorRT providers), ``openvino`` (INT8 on CPUs),
             ``tensorrt`` (engines) or ``auto`` (``default_backend()``, or TensorRT for an engine).
-        options: Backend options (``threads``; ``precision`` for OpenVINO; ``providers`` for ONNX Runtime).
+        options: Backend options (``threads``; ``precision`` for OpenVINO; ``cuda`` and ``cuda_graph``
+            for TensorRT engines).
     """
     path = Path(path)
     if path.suffix in ENGINE_SUFFIXES:
@@ -45,7 +46,9 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
             raise ToolchainError(f"{path}: a TensorRT engine runs only with --backend tensorrt (or auto)")
         from deploy.runtime.tensorrt import TensorRTRunner
 
-        return TensorRTRunner(path)
+        return TensorRTRunner(path, options.get("cuda") or "pycuda", bool(options.get("cuda_graph")))
+    options.pop("cuda", None)
+    options.pop("cuda_graph", None)
     if path.suffix != ".onnx":
         raise ToolchainError(f"{path}: unsupported model file; expected .onnx, .engine or .plan")
     if backend == "tensorrt":

@@ -1,5 +1,6 @@
 """TensorRT backend: pinned host buffers, one CUDA stream, async copies; name-based tensors
 (``execute_async_v3``) on TensorRT 8.6 and 10.x, the bindings API (``execute_async_v2``) on 8.5.
+CUDA through pycuda or cuda-python; with cuda-python an optional CUDA graph replays the inference.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from deploy.engine.config import check_engine_compatible
-from deploy.engine.trt import import_pycuda, import_tensorrt, parse_version, uses_bindings_api
+from deploy.engine.cuda import open_cuda
+from deploy.engine.trt import import_tensorrt, parse_version, uses_bindings_api
 from deploy.errors import ToolchainError
 from deploy.metadata import ModelMetadata, sidecar_path
 from deploy.runtime.base import Runner
@@ -19,10 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 class _Buffer:
-    def __init__(self, cuda, name: str, shape: tuple[int, ...], dtype: np.dtype, is_input: bool) -> None:
+    def __init__(self, gpu, name: str, shape: tuple[int, ...], dtype: np.dtype, is_input: bool) -> None:
         self.name, self.shape, self.is_input = name, shape, is_input
-        self.host = cuda.pagelocked_empty(int(np.prod(shape)), dtype)
-        self.device = cuda.mem_alloc(self.host.nbytes)
+        self.host = gpu.pinned(int(np.prod(shape)), dtype)
+        self.device = gpu.alloc(self.host.nbytes)
 
 
 class TensorRTRunner(Runner):
@@ -30,20 +32,25 @@ class TensorRTRunner(Runner):
 
     Args:
         path: The engine; its sidecar JSON, when present, is checked against this TensorRT and GPU.
+        cuda: ``pycuda`` or ``cuda-python``.
+        cuda_graph: Capture the inference as a CUDA graph and replay it (cuda-python only).
 
     Raises:
         ToolchainError: Missing, corrupt or truncated engine; another TensorRT version or GPU;
-            no TensorRT, pycuda or GPU.
+            no TensorRT, CUDA library or GPU.
     """
 
     name = "tensorrt"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, cuda: str = "pycuda", cuda_graph: bool = False) -> None:
         path = Path(path)
         if not path.is_file():
             raise ToolchainError(f"{path}: engine not found; build one with 'make engine'")
         trt = import_tensorrt()
-        self.cuda = import_pycuda()
+        self.gpu = open_cuda(cuda)
+        if cuda_graph and not self.gpu.graphs:
+            raise ToolchainError(f"CUDA graphs need cuda-python (--cuda cuda-python); {cuda} has no graph API here")
+        self.gpu_graph, self._graph_batch = cuda_graph, None
         self.version = parse_version(trt.__version__)
         self._check_sidecar(path, trt.__version__)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -55,7 +62,6 @@ class TensorRTRunner(Runner):
             )
         self.trt, self.runtime, self.engine = trt, runtime, engine
         self.context = engine.create_execution_context()
-        self.stream = self.cuda.Stream()
         self.bindings_api = uses_bindings_api(self.version)
         self.buffers = self._buffers_trt8() if self.bindings_api else self._buffers()
         self.path = path
@@ -64,9 +70,7 @@ class TensorRTRunner(Runner):
         if not sidecar_path(path).is_file():
             logger.warning("%s: no sidecar; TensorRT version and GPU cannot be checked before loading", path)
             return
-        device = self.cuda.Device(0)
-        capability = "{}.{}".format(*device.compute_capability())
-        check_engine_compatible(path, ModelMetadata.load(path).extra, version, capability)
+        check_engine_compatible(path, ModelMetadata.load(path).extra, version, self.gpu.capability())
 
     def _buffers(self) -> list[_Buffer]:
         engine, trt = self.engine, self.trt
@@ -81,8 +85,8 @@ class TensorRTRunner(Runner):
             if not is_input:
                 shape = tuple(self.context.get_tensor_shape(name))
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            buffers.append(_Buffer(self.cuda, name, shape, dtype, is_input))
-            self.context.set_tensor_address(name, int(buffers[-1].device))
+            buffers.append(_Buffer(self.gpu, name, shape, dtype, is_input))
+            self.context.set_tensor_address(name, buffers[-1].device.ptr)
         return buffers
 
     def _buffers_trt8(self) -> list[_Buffer]:
@@ -97,7 +101,7 @@ class TensorRTRunner(Runner):
             if not is_input:
                 shape = tuple(self.context.get_binding_shape(i))
             dtype = np.dtype(trt.nptype(engine.get_binding_dtype(i)))
-            buffers.append(_Buffer(self.cuda, name, shape, dtype, is_input))
+            buffers.append(_Buffer(self.gpu, name, shape, dtype, is_input))
         return buffers
 
     @property
@@ -106,7 +110,6 @@ class TensorRTRunner(Runner):
         return first.shape  # type: ignore[return-value]
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
-        cuda = self.cuda
         inp = next(b for b in self.buffers if b.is_input)
         n = batch.shape[0]
         if n > inp.shape[0]:
@@ -117,30 +120,51 @@ class TensorRTRunner(Runner):
         else:
             self.context.set_input_shape(inp.name, shape)
         np.copyto(inp.host[: batch.size], batch.ravel())
-        cuda.memcpy_htod_async(inp.device, inp.host, self.stream)
-        if self.bindings_api:
-            self._execute_trt8()
+        if self.gpu_graph and not self.bindings_api:
+            self._replay(n)
         else:
-            self.context.execute_async_v3(self.stream.handle)
+            self._enqueue()
+        self.gpu.synchronize()
         outputs = []
-        for b in self.buffers:
-            if not b.is_input:
-                cuda.memcpy_dtoh_async(b.host, b.device, self.stream)
-        self.stream.synchronize()
         for b in self.buffers:
             if not b.is_input:
                 per_item = int(np.prod(b.shape[1:]))
                 outputs.append(b.host[: n * per_item].reshape(n, *b.shape[1:]).copy())
         return outputs
 
+    def _enqueue(self) -> None:
+        """Copies in, inference, copies out: all queued on the one stream."""
+        for b in self.buffers:
+            if b.is_input:
+                self.gpu.to_device(b.device.ptr, b.host)
+        if self.bindings_api:
+            self._execute_trt8()
+        else:
+            self.context.execute_async_v3(self.gpu.stream)
+        for b in self.buffers:
+            if not b.is_input:
+                self.gpu.to_host(b.host, b.device.ptr)
+
+    def _replay(self, batch: int) -> None:
+        """Launch the CUDA graph of this batch size, capturing it first (after one plain run)."""
+        if self._graph_batch != batch:
+            self._enqueue()
+            self.gpu.synchronize()
+            self.gpu.capture(self._enqueue)
+            self._graph_batch = batch
+        self.gpu.launch()
+
     def _set_shape_trt8(self, shape: tuple[int, ...]) -> None:
         self.context.set_binding_shape(0, shape)
 
     def _execute_trt8(self) -> None:
-        self.context.execute_async_v2([int(b.device) for b in self.buffers], self.stream.handle)
+        self.context.execute_async_v2([b.device.ptr for b in self.buffers], self.gpu.stream)
 
     def close(self) -> None:
         for b in getattr(self, "buffers", []):
             b.device.free()
         self.buffers = []
         self.context = self.engine = self.runtime = None
+        if getattr(self, "gpu", None) is not None:
+            self.gpu.close()
+            self.gpu = None

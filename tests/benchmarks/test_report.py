@@ -73,11 +73,15 @@ def test_tensorrt_rows_when_tensorrt_is_present(tmp_path, monkeypatch):
     monkeypatch.setattr(suite, "_available", lambda m: True if m in ("tensorrt", "pycuda") else real(m))
     rows = [r for r in suite.plan_rows(tmp_path, peer=None) if r.backend == "tensorrt"]
     assert [(r.variant, r.precision, r.skipped is None) for r in rows] == [
-        ("FP16", "fp16", True), ("INT8 PTQ", "int8", True), ("INT8 QAT", "int8", True),
+        ("FP16", "fp16", True),
+        ("INT8 PTQ", "int8", True),
+        ("INT8 QAT", "int8", True),
         ("INT8 peer (ultralytics QAT)", "int8", False),
     ]
     fp16, qat = _row("FP16", "tensorrt", 4.0, 6.0, 0.62, "fp16"), _row("INT8 QAT", "tensorrt", 2.0, 3.3, 0.63, "int8")
-    line = next(ln for ln in markdown([fp16, qat], {}, "t").splitlines() if ln.startswith("| INT8 QAT / tensorrt (int8)"))
+    line = next(
+        ln for ln in markdown([fp16, qat], {}, "t").splitlines() if ln.startswith("| INT8 QAT / tensorrt (int8)")
+    )
     assert "| 2.00x |" in line  # against the FP16 engine
 
 

@@ -17,6 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 FILES = sorted((REPO / "deploy" / "engine").glob("*.py")) + [REPO / "deploy" / "runtime" / "tensorrt.py"]
+# In deploy/engine/cuda.py the runner's CUDA helper is ``self.gpu``; ``self.cuda`` is pycuda.driver and
+# ``self.cudart`` cuda-python's runtime, so their names are checked like TensorRT's.
 
 COMMON = {
     "trt": {"Logger", "Runtime", "Builder", "OnnxParser", "BuilderFlag", "MemoryPoolType", "ProfilingVerbosity",
@@ -49,6 +51,15 @@ COMMON = {
              "pagelocked_empty"},
     "Device": {"compute_capability", "name"},
     "Stream": {"synchronize", "handle"},
+    "DeviceAllocation": {"free"},
+    # cuda-python's runtime bindings (cuda.bindings.runtime / cuda.cudart), the same for every TensorRT
+    "cudart": {"cudaMallocHost", "cudaFreeHost", "cudaMalloc", "cudaFree", "cudaStreamCreate", "cudaStreamDestroy",
+               "cudaStreamSynchronize", "cudaMemcpyAsync", "cudaMemcpyKind", "cudaStreamBeginCapture",
+               "cudaStreamEndCapture", "cudaStreamCaptureMode", "cudaGraphInstantiate", "cudaGraphLaunch",
+               "cudaGraphDestroy", "cudaGraphExecDestroy", "cudaGetDeviceProperties", "cudaError_t"},
+    "cudart.cudaError_t": {"cudaSuccess"},
+    "cudart.cudaMemcpyKind": {"cudaMemcpyHostToDevice", "cudaMemcpyDeviceToHost"},
+    "cudart.cudaStreamCaptureMode": {"cudaStreamCaptureModeGlobal"},
 }  # fmt: skip
 # Present in 8.5 and 8.6 (deprecated there), removed in 10.0.
 TRT8_ONLY = {
@@ -70,7 +81,8 @@ VARIABLES = {
     "trt": "trt", "builder": "IBuilder", "network": "INetworkDefinition", "config": "IBuilderConfig",
     "parser": "OnnxParser", "profile": "IOptimizationProfile", "runtime": "IRuntime", "engine": "ICudaEngine",
     "context": "IExecutionContext", "inspector": "IEngineInspector", "timing_cache": "ITimingCache",
-    "cuda": "cuda", "stream": "Stream", "device": "Device",
+    "cuda": "cuda", "stream": "Stream", "_stream": "Stream", "device": "Device", "cudart": "cudart",
+    "allocation": "DeviceAllocation",
 }  # fmt: skip
 RETURNS = {"get_input": "ITensor", "get_output": "ITensor", "Device": "Device", "Stream": "Stream"}
 
@@ -83,8 +95,8 @@ def _owner(node: ast.expr) -> str | None:
         return VARIABLES.get(node.attr)
     if isinstance(node, ast.Attribute):
         parent = _owner(node.value)
-        if parent == "trt":
-            return f"trt.{node.attr}"
+        if parent in ("trt", "cudart"):
+            return f"{parent}.{node.attr}"
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         return RETURNS.get(node.func.attr)
     return None
@@ -117,7 +129,9 @@ def test_the_scan_sees_the_api():
     uses = {(o, a) for _, o, a, _, _ in _all_uses()}
     for expected in [("IBuilderConfig", "set_memory_pool_limit"), ("IExecutionContext", "execute_async_v3"),
                      ("IExecutionContext", "execute_async_v2"), ("trt.BuilderFlag", "INT8"), ("cuda", "mem_alloc"),
-                     ("ICudaEngine", "num_bindings"), ("trt.NetworkDefinitionCreationFlag", "STRONGLY_TYPED")]:  # fmt: skip
+                     ("ICudaEngine", "num_bindings"), ("trt.NetworkDefinitionCreationFlag", "STRONGLY_TYPED"),
+                     ("cudart", "cudaGraphLaunch"), ("cudart.cudaMemcpyKind", "cudaMemcpyHostToDevice"),
+                     ("cuda", "memcpy_htod_async")]:  # fmt: skip
         assert expected in uses, expected
 
 
