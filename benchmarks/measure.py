@@ -47,12 +47,14 @@ class Row:
         return create_runner(self.model, self.backend, threads=threads, precision=self.precision)
 
 
-def time_round_robin(runners: dict[str, Runner], runs: int, warmup: int) -> dict[str, dict]:
-    """p50/p90/p99/min/max latency (ms) of each runner at its batch, rows interleaved run by run."""
+def time_round_robin(runners: dict[str, Runner], runs: int, warmup: int, batch: int = 1) -> dict[str, dict]:
+    """p50/p90/p99/min/max latency (ms) of each runner at ``batch`` (capped by a static model batch),
+    rows interleaved run by run."""
     inputs = {}
     for name, runner in runners.items():
         shape = runner.input_shape
-        inputs[name] = np.random.default_rng(0).random((shape[0] or 1, *shape[1:]), dtype=np.float32)
+        n = min(batch, shape[0]) if shape[0] else batch
+        inputs[name] = np.random.default_rng(0).random((n, *shape[1:]), dtype=np.float32)
         for _ in range(warmup):
             runner.infer(inputs[name])
     times: dict[str, list[float]] = {name: [] for name in runners}

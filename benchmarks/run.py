@@ -25,10 +25,10 @@ def _bench(a: argparse.Namespace) -> None:
         raise ToolchainError(f"{run_dir}: no QAT run here; run 'make qat' (or 'make demo') first")
     start = time.perf_counter()
     rows = suite.plan_rows(run_dir, a.peer)
-    suite.prepare_engines(rows, Path(a.out) / a.name)
+    suite.prepare_engines(rows, Path(a.out) / a.name, a.max_batch)
     for r in rows:
         logger.info("row %-45s %s", r.name, f"skipped: {r.skipped}" if r.skipped else "runs")
-    steps = [("latency", lambda: suite.measure_latency(rows, a.threads, a.runs, a.warmup)),
+    steps = [("latency", lambda: suite.measure_latency(rows, a.threads, a.runs, a.warmup, a.max_batch)),
              ("memory", lambda: suite.measure_memory(rows, a.threads)),
              ("accuracy", lambda: suite.measure_accuracy(rows, a.data, a.threads)),
              ("pipeline", lambda: suite.measure_pipeline(rows, a.data, a.threads, a.frames))]  # fmt: skip
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--frames", type=int, default=150, help="video frames for the pipeline FPS")
+    p.add_argument("--max-batch", type=int, default=8, help="throughput batch for dynamic-batch models and engines")
     return report_errors(_bench, p.parse_args(argv))
 
 

@@ -66,7 +66,14 @@ def plan_rows(run_dir: Path, peer: str | None) -> list[Row]:
     return rows
 
 
-def prepare_engines(rows: list[Row], folder: Path) -> None:
+def _dynamic_batch(onnx_path: str) -> bool:
+    import onnx
+
+    dim = onnx.load(onnx_path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+    return not dim.HasField("dim_value")
+
+
+def prepare_engines(rows: list[Row], folder: Path, max_batch: int = 8) -> None:
     """Build the TensorRT engine of each TensorRT row from its ONNX (FP16 from FP32, INT8 from Q/DQ)."""
     from deploy.engine.build import engine_from_onnx
     from deploy.engine.config import EngineConfig
@@ -76,8 +83,10 @@ def prepare_engines(rows: list[Row], folder: Path) -> None:
         if r.backend != "tensorrt" or r.skipped or not r.model.endswith(".onnx"):
             continue
         target = folder / "engines" / f"{Path(r.model).stem}.{r.precision}.engine"
+        batch = max_batch if _dynamic_batch(r.model) else 1
+        cfg = EngineConfig(precision=r.precision, min_batch=1, opt_batch=batch, max_batch=batch)
         try:
-            r.model = str(engine_from_onnx(r.model, EngineConfig(precision=r.precision), target))
+            r.model = str(engine_from_onnx(r.model, cfg, target))
         except ToolchainError as exc:
             r.skipped = f"engine build failed: {exc}"
 
@@ -98,20 +107,24 @@ def _why_not(row: Row, peer: str | None) -> str | None:
     return None
 
 
-def measure_latency(rows: list[Row], threads: int | None, runs: int, warmup: int) -> None:
+def measure_latency(rows: list[Row], threads: int | None, runs: int, warmup: int, max_batch: int = 8) -> None:
+    """Batch-1 latency of every row round-robin, then throughput at the largest batch each model takes."""
     runnable = [r for r in rows if not r.skipped]
     runners = {r.name: r.open(threads) for r in runnable}
     try:
-        latency = time_round_robin(runners, runs, warmup)
+        latency = time_round_robin(runners, runs, warmup, batch=1)
+        for r in runnable:
+            r.latency_ms = latency[r.name]
+            batch = runners[r.name].max_batch or max_batch
+            timed = (
+                time_round_robin({r.name: runners[r.name]}, max(10, runs // 10), 2, batch)[r.name]
+                if batch > 1
+                else latency[r.name]
+            )
+            r.throughput = {"batch": batch, "images_per_s": 1000 * batch / timed["p50"]}
     finally:
         for runner in runners.values():
             runner.close()
-    for r in runnable:
-        r.latency_ms = latency[r.name]
-        r.throughput = {
-            "batch": latency[r.name]["batch"],
-            "images_per_s": 1000 * latency[r.name]["batch"] / latency[r.name]["p50"],
-        }
 
 
 def measure_accuracy(rows: list[Row], data: str, threads: int | None) -> None:

