@@ -42,7 +42,7 @@ def _parse(trt, builder, onnx: Path, cfg: EngineConfig, trt10: bool):
     return network, parser
 
 
-def _set_precision(trt, config, cfg: EngineConfig, int8_source: str, strongly_typed: bool) -> None:
+def _set_precision(trt, config, cfg: EngineConfig, strongly_typed: bool) -> None:
     if strongly_typed:
         return  # precisions come from the network itself; builder precision flags are not allowed
     if cfg.precision == "fp16" or (cfg.precision == "int8" and cfg.fp16_fallback):
@@ -80,7 +80,7 @@ def _build_config(trt, builder, network, cfg: EngineConfig, int8_source: str, tr
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(cfg.workspace_gib * (1 << 30)))
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    _set_precision(trt, config, cfg, int8_source, trt10 and cfg.strongly_typed)
+    _set_precision(trt, config, cfg, trt10 and cfg.strongly_typed)
     if int8_source == "calibration":
         _set_calibrator(trt, config, network, cfg)
     shapes = profile_shapes(tuple(network.get_input(0).shape), cfg)

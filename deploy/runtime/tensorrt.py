@@ -50,7 +50,7 @@ class TensorRTRunner(Runner):
         self.gpu = open_cuda(cuda)
         if cuda_graph and not self.gpu.graphs:
             raise ToolchainError(f"CUDA graphs need cuda-python (--cuda cuda-python); {cuda} has no graph API here")
-        self.gpu_graph, self._graph_batch = cuda_graph, None
+        self.use_graph, self._graph_batch = cuda_graph, None
         self.version = parse_version(trt.__version__)
         self._check_sidecar(path, trt.__version__)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -120,7 +120,7 @@ class TensorRTRunner(Runner):
         else:
             self.context.set_input_shape(inp.name, shape)
         np.copyto(inp.host[: batch.size], batch.ravel())
-        if self.gpu_graph and not self.bindings_api:
+        if self.use_graph and not self.bindings_api:
             self._replay(n)
         else:
             self._enqueue()
