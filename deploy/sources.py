@@ -83,6 +83,7 @@ class VideoSource(FrameSource):
 
     def __init__(self, spec: str | int, live: bool, reconnects: int = 5, backoff: float = 0.5) -> None:
         self.spec, self.live, self.reconnects, self.backoff = spec, live, reconnects, backoff
+        self.attempts = 0  # reopen attempts over the source's life: bounded, even if each one works
         self.name = f"camera {spec}" if isinstance(spec, int) else str(spec)
         self.capture = self._open()
 
@@ -95,27 +96,34 @@ class VideoSource(FrameSource):
             raise ToolchainError(f"{self.name}: {what} could not be opened; check that it exists and is readable")
         return capture
 
-    def _reopen(self) -> bool:
-        for attempt in range(1, self.reconnects + 1):
-            delay = self.backoff * 2 ** (attempt - 1)
+    def _reopen(self) -> None:
+        """Reopen after a lost frame, waiting ``backoff * 2**k`` before the k-th attempt.
+
+        Raises:
+            ToolchainError: The ``reconnects`` attempts of this source's life are used up.
+        """
+        while self.attempts < self.reconnects:
+            delay = self.backoff * 2**self.attempts
+            self.attempts += 1
             logger.warning(
-                "%s: no frame; reopening in %.1f s (attempt %d/%d)", self.name, delay, attempt, self.reconnects
+                "%s: no frame; reopening in %.1f s (attempt %d/%d)", self.name, delay, self.attempts, self.reconnects
             )
             time.sleep(delay)
             self.capture.release()
             try:
                 self.capture = self._open()
-                return True
+                return
             except ToolchainError:
                 continue
-        return False
+        raise ToolchainError(f"{self.name}: lost and not reopened after {self.reconnects} attempts; check the camera")
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         while self.capture is not None:
             ok, image = self.capture.read()
             if not ok:
-                if self.live and self._reopen():
+                if self.live:
+                    self._reopen()
                     continue
                 if index == 0:
                     raise ToolchainError(f"{self.name}: no frame could be read; the file is unreadable or empty")

@@ -84,3 +84,25 @@ def test_a_failing_runner_stops_every_stage_and_raises(tmp_path):
         run_pipeline(FastLiveSource(50), runner, Outputs(["a"]), PipelineConfig(imgsz=(64, 64)))
     left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
     assert not left  # the capture and inference threads were joined
+
+
+class _InterruptingOutputs(Outputs):
+    """Raises KeyboardInterrupt (as Ctrl-C does) on the third frame written."""
+
+    written = 0
+
+    def write(self, frame, dets, fps):
+        if self.written == 2:
+            raise KeyboardInterrupt
+        self.written += 1
+        return super().write(frame, dets, fps)
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary():
+    import threading
+
+    before = set(threading.enumerate())
+    with FakeRunner(delay=0.005) as runner:
+        summary = run_pipeline(FastLiveSource(1000), runner, _InterruptingOutputs(["a"]), PipelineConfig(imgsz=(64, 64)))
+    assert summary.interrupted and summary.frames == 2 and runner.closed
+    assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]

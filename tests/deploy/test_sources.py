@@ -44,3 +44,37 @@ def test_missing_and_unreadable_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ToolchainError, match="no images"):
         open_source(str(tmp_path / "empty"))
+
+
+def test_live_source_reopens_with_bounded_backoff(monkeypatch):
+    import numpy as np
+
+    from deploy.sources import VideoSource
+
+    class FlakyCapture:
+        """Two frames, then nothing: a camera that disconnected."""
+
+        def __init__(self, *args) -> None:
+            self.frames = 2
+
+        def isOpened(self) -> bool:  # noqa: N802  (OpenCV's name)
+            return True
+
+        def read(self):
+            self.frames -= 1
+            return (True, np.zeros((4, 4, 3), np.uint8)) if self.frames >= 0 else (False, None)
+
+        def release(self) -> None:
+            pass
+
+    opened = []
+    monkeypatch.setattr("deploy.sources.cv2.VideoCapture", lambda *a: opened.append(a) or FlakyCapture())
+    sleeps = []
+    monkeypatch.setattr("deploy.sources.time.sleep", sleeps.append)
+    source = VideoSource(0, live=True, reconnects=3, backoff=0.5)
+    frames = []
+    with pytest.raises(ToolchainError, match="camera 0: lost and not reopened after 3 attempts"):
+        for frame in source:
+            frames.append(frame)
+    assert len(frames) == 2 + 3 * 2  # each reopen delivers two more frames; the attempts are bounded in total
+    assert len(opened) == 4 and sleeps == [0.5, 1.0, 2.0]  # exponential backoff
