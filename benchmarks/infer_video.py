@@ -11,26 +11,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import tempfile
 from pathlib import Path
 
-import cv2
-
-from deploy.dataset import list_images, load_data_yaml
+from benchmarks.suite import make_video
 from deploy.infer import build_parser, run
-from deploy.preprocess import letterbox
-
-
-def make_video(data: str, path: Path, frames: int, size: int) -> Path:
-    """An MJPG video of val images letterboxed to ``size`` x ``size``."""
-    images = list_images(load_data_yaml(data).splits["val"])
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (size, size))
-    for image_path in itertools.islice(itertools.cycle(images), frames):
-        writer.write(letterbox(cv2.imread(str(image_path)), (size, size))[0])
-    writer.release()
-    return path
 
 
 def main() -> None:

@@ -18,19 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.suite import cpu_name
 from deploy.fileio import write_json
 from deploy.runtime.openvino import OpenVINORunner
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _ov_version() -> str:

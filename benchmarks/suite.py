@@ -138,7 +138,7 @@ def measure_accuracy(rows: list[Row], data: str, threads: int | None) -> None:
 
 
 def make_video(data: str, path: Path, frames: int, size: int) -> Path:
-    """An MJPG video of val images (originals, not letterboxed: the pipeline does that)."""
+    """An MJPG video of val images letterboxed to ``size`` x ``size`` (repeated up to ``frames``)."""
     from deploy.dataset import list_images
     from deploy.preprocess import letterbox
 
@@ -192,17 +192,21 @@ def gpu_environment() -> dict:
     return env
 
 
-def environment() -> dict:
-    """CPU, GPU and library versions of this machine."""
-    env = {"python": platform.python_version(), "machine": platform.machine(), "opencv": cv2.__version__,
-           "numpy": np.__version__, **gpu_environment()}  # fmt: skip
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                env["cpu"] = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
-        env["cpu"] = platform.processor()
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """CPU, GPU and library versions of this machine."""
+    env = {"python": platform.python_version(), "machine": platform.machine(), "opencv": cv2.__version__,
+           "numpy": np.__version__, "cpu": cpu_name(), **gpu_environment()}  # fmt: skip
     for module in ("onnxruntime", "openvino", "tensorrt"):
         if _available(module):
             env[module] = __import__(module).__version__

@@ -41,13 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _names(model: Path, nc_hint: int | None) -> list[str]:
+def _names(model: Path) -> list[str]:
     from deploy.metadata import ModelMetadata, sidecar_path
 
     if sidecar_path(model).is_file():
         return ModelMetadata.load(model).names
     logging.getLogger("infer").warning("%s: no sidecar; classes are shown by id", sidecar_path(model))
-    return [str(i) for i in range(nc_hint or 0)]
+    return []
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> dict:
                           cuda_graph=args.cuda_graph) as runner:  # fmt: skip
         _, _, h, w = runner.input_shape
         imgsz = (h or args.imgsz or 640, w or args.imgsz or 640)
-        outputs = Outputs(_names(model, None), args.show, args.save, args.json)
+        outputs = Outputs(_names(model), args.show, args.save, args.json)
         try:
             summary = run_pipeline(source, runner, outputs, PipelineConfig(imgsz, post, args.queue))
         finally:

@@ -180,9 +180,8 @@ def _groups(g: _Graph) -> dict[str, str]:
     return {t: find(t) for t in parent}
 
 
-def _check_scales(g: _Graph, report: QdqReport) -> set[str]:
+def _check_scales(g: _Graph, report: QdqReport, root: dict[str, str]) -> set[str]:
     """one-scale; returns the groups that reach a Q node (the quantized body)."""
-    root = _groups(g)
     scales: dict[str, dict[float, list[str]]] = defaultdict(lambda: defaultdict(list))
     for n in g.nodes:
         if n.op_type == "QuantizeLinear" and n.input[0] not in g.const:
@@ -200,8 +199,7 @@ def _check_scales(g: _Graph, report: QdqReport) -> set[str]:
     return set(scales)
 
 
-def _check_adds(g: _Graph, report: QdqReport, quantized_groups: set[str]) -> None:
-    root = _groups(g)
+def _check_adds(g: _Graph, report: QdqReport, root: dict[str, str], quantized_groups: set[str]) -> None:
     for n in g.nodes:
         if n.op_type != "Add" or any(i in g.const for i in n.input):
             continue
@@ -244,7 +242,8 @@ def check_qdq(path: str | Path) -> QdqReport:
     report.dequantize_nodes = sum(n.op_type == "DequantizeLinear" for n in g.nodes)
     _check_qdq_nodes(g, report)
     _check_convs(g, report)
-    _check_adds(g, report, _check_scales(g, report))
+    root = _groups(g)
+    _check_adds(g, report, root, _check_scales(g, report, root))
     return report
 
 
