@@ -5,6 +5,7 @@ PYTHON    ?= python3
 VENV      := .venv
 PY        := $(VENV)/bin/python
 TOOLCHAIN := $(PY) -m toolchain.cli
+PARITY     = $(TOOLCHAIN) parity --data $(DATA)
 
 # The embedded default: the synthetic traffic-sign set, sized so the demo runs on a 2-core CPU.
 DATA      ?= data/synthetic/data.yaml
@@ -37,10 +38,10 @@ SYN_MAX   ?= 100
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: help docker-gpu docker-jetson setup data check-data baseline export ptq qat sensitivity engine bench check-qdq eval bench-cpu demo test test-all lint clean
+.PHONY: help docker-gpu docker-jetson setup data check-data baseline export ptq parity qat sensitivity engine bench check-qdq eval bench-cpu demo test test-all lint clean
 
 help:
-	@echo "make demo | test | test-all | lint | data | check-data | baseline | export | eval | ptq | qat |"
+	@echo "make demo | test | test-all | lint | data | check-data | baseline | export | eval | ptq | parity | qat |"
 	@echo "     sensitivity | engine | bench | bench-cpu | check-qdq | docker-gpu | docker-jetson | clean"
 	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS PRECISION PEER"
 
@@ -76,11 +77,16 @@ ptq: setup
 	$(TOOLCHAIN) ptq --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --num-images $(CALIB) \
 		--quant-config $(QUANT) --out $(PTQ_ONNX) --fp32
 	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)
+	$(PARITY) --model $(basename $(PTQ_ONNX)).pt --onnx $(PTQ_ONNX)
+
+parity: setup
+	$(PARITY) --model $(basename $(PTQ_ONNX)).pt --onnx $(PTQ_ONNX)
 
 qat: setup
 	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --epochs $(QAT_EPOCHS) \
 		--device $(DEVICE) --name $(QAT_NAME) $(if $(RESUME),--resume)
 	$(TOOLCHAIN) check-qdq runs/qat/$(QAT_NAME)/qat.int8.onnx
+	$(PARITY) --model runs/qat/$(QAT_NAME)/weights/best.pt --onnx runs/qat/$(QAT_NAME)/qat.int8.onnx
 
 sensitivity: setup
 	$(TOOLCHAIN) sensitivity --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --quant-config $(QUANT) \
@@ -106,6 +112,7 @@ demo: data baseline
 	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --epochs $(DEMO_QAT_EPOCHS) \
 		--device $(DEVICE) --name demo $(if $(RESUME),--resume)
 	$(TOOLCHAIN) check-qdq runs/qat/demo/qat.int8.onnx
+	$(PARITY) --model runs/qat/demo/weights/best.pt --onnx runs/qat/demo/qat.int8.onnx
 	$(PY) -m benchmarks.run --run runs/qat/demo --data $(DATA) --name demo
 
 test: setup

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from deploy.errors import ToolchainError
 from toolchain.commands.common import train_imgsz
 
 
@@ -90,8 +91,50 @@ def _check_qdq(a: argparse.Namespace) -> int:
     return check_main(a.onnx + (["--json", a.json] if a.json else []))
 
 
+def _parity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the fake-quant .pt of the ONNX (PTQ's .int8.pt, QAT's best.pt)")
+    p.add_argument("--onnx", required=True, help="its QDQ ONNX")
+    p.add_argument("--data", required=True, help="data.yaml whose val images are compared")
+    p.add_argument("--images", type=int, default=16, help="val images")
+    p.add_argument("--max-aligned", type=float, default=1e-3, help="bound on the layer-aligned relative L2")
+    p.add_argument("--max-map-gap", type=float, default=0.002, help="bound on the mAP50-95 difference")
+
+
+def _parity(a: argparse.Namespace) -> int:
+    import cv2
+
+    from deploy.dataset import load_data_yaml, load_split
+    from deploy.evaluate import evaluate
+    from deploy.preprocess import preprocess
+    from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from toolchain.export.onnx import export_form
+    from toolchain.export.parity import qdq_parity
+    from toolchain.models.torch_runner import TorchRunner
+    from toolchain.models.yolo import load_model
+    from toolchain.quantization.ptq import is_quantized
+
+    model = load_model(a.model)
+    if not is_quantized(model):
+        raise ToolchainError(f"{a.model}: not a fake-quant model; pass the .pt that PTQ or QAT wrote beside the ONNX")
+    split = load_split(load_data_yaml(a.data), "val", limit=a.images)
+    with OnnxRuntimeRunner(a.onnx) as onnx_runner:
+        imgsz = onnx_runner.input_shape[2]
+        batches = [preprocess([cv2.imread(str(r.path))], (imgsz, imgsz))[0] for r in split.images]
+        report = qdq_parity(model, a.onnx, batches)
+        with TorchRunner(export_form(model), imgsz) as torch_runner:
+            onnx_map, torch_map = evaluate(onnx_runner, split).map50_95, evaluate(torch_runner, split).map50_95
+    failures = report.failures(a.max_aligned)
+    if abs(onnx_map - torch_map) > a.max_map_gap:
+        failures.append(f"mAP50-95 differs by {abs(onnx_map - torch_map):.4f} > {a.max_map_gap}")
+    print(f"{a.onnx} against {a.model}, {len(split.images)} val images at {imgsz}:\n{report.summary()}")
+    print(f"mAP50-95: ONNX Runtime {onnx_map:.4f}, PyTorch fake-quant {torch_map:.4f}")
+    print("\n".join(f"FAIL: {f}" for f in failures) or "parity: OK")
+    return 1 if failures else 0
+
+
 COMMANDS = {
     "ptq": (_ptq_args, _ptq, "calibrate a .pt (PTQ) and export its QDQ ONNX"),
     "sensitivity": (_sensitivity_args, _sensitivity, "mAP lost per fusion group quantized alone; mixed precision"),
     "check-qdq": (_check_qdq_args, _check_qdq, "check ONNX files against TensorRT's QDQ rules"),
+    "parity": (_parity_args, _parity, "compare a QDQ ONNX on ONNX Runtime with the fake-quant model it came from"),
 }

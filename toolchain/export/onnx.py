@@ -90,6 +90,14 @@ def _check_exportable(model: torch.nn.Module) -> None:
         )
 
 
+def export_form(model: torch.nn.Module) -> torch.nn.Module:
+    """A CPU float32 eval-mode copy of ``model`` as it is exported: decoded head, BatchNorm folded if quantized."""
+    net = set_export_mode(copy.deepcopy(model).eval().float().cpu())
+    if is_quantized(net):
+        fold_batchnorm(net)
+    return net
+
+
 def onnx_from_model(
     model: torch.nn.Module,
     path: str | Path,
@@ -109,11 +117,10 @@ def onnx_from_model(
     path = Path(path)
     start = time.perf_counter()
     logger.info("Exporting %s ONNX to %s (opset %d, imgsz %d)", precision, path, cfg.opset, cfg.imgsz)
-    net = set_export_mode(copy.deepcopy(model).eval().float().cpu())
-    quantized = is_quantized(net)
+    quantized = is_quantized(model)
     if quantized:
-        _check_exportable(net)
-        fold_batchnorm(net)
+        _check_exportable(model)
+    net = export_form(model)
     dummy = torch.zeros(cfg.batch, 3, cfg.imgsz, cfg.imgsz)
     dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if cfg.dynamic_batch else None
     with atomic_path(path) as tmp:

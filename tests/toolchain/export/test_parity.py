@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from toolchain.cli import main
+from toolchain.export.onnx import ExportConfig, onnx_from_model
+from toolchain.export.parity import activation_quantize_nodes, head_relative_l2, qdq_parity, relative_l2
+from toolchain.models.yolo import load_model
+from toolchain.quantization.config import QuantConfig
+from toolchain.quantization.placement import quantize_model
+from toolchain.quantization.ptq import calibrate, calibration_batches
+
+IMGSZ = 96
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_checkpoint, tiny_dataset):
+    model = load_model(tiny_checkpoint)
+    quantize_model(model, QuantConfig())
+    calibrate(model, calibration_batches(str(tiny_dataset), imgsz=IMGSZ, num_images=16, batch=8))
+    path = onnx_from_model(model, tmp_path_factory.mktemp("parity") / "m.int8.onnx", ExportConfig(IMGSZ), "int8")
+    batches = calibration_batches(str(tiny_dataset), imgsz=IMGSZ, num_images=3, batch=1, split="val")
+    return model, path, batches
+
+
+def _edited(path, out, name: str, change) -> str:
+    """A copy of the ONNX with one initializer replaced by ``change(array)``."""
+    model = onnx.load(str(path))
+    (init,) = [i for i in model.graph.initializer if i.name == name]
+    init.CopyFrom(numpy_helper.from_array(change(numpy_helper.to_array(init)), name))
+    onnx.save(model, str(out))
+    return str(out)
+
+
+def test_relative_l2():
+    ref = np.array([3.0, 4.0])
+    assert relative_l2(ref, ref) == 0
+    assert relative_l2(np.array([3.0, 4.5]), ref) == pytest.approx(0.1)
+    assert relative_l2(np.zeros(2), np.zeros(2)) == 0
+
+
+def test_head_relative_l2_weighs_scores_apart_from_boxes():
+    ref = np.concatenate([np.full((1, 4, 10), 200.0), np.full((1, 2, 10), 0.5)], axis=1)
+    ours = ref.copy()
+    ours[:, 4:] *= 1.1  # scores 10% off: invisible beside pixel coordinates in one norm
+    assert relative_l2(ours, ref) < 1e-3
+    assert head_relative_l2(ours, ref) == pytest.approx(0.1)
+
+
+def test_export_matches_fake_quant_layer_by_layer(exported):
+    model, path, batches = exported
+    report = qdq_parity(model, path, batches)
+    assert report.failures() == [], report.summary()
+    assert len(report.aligned) == len(batches) == 3
+    assert max(report.aligned) <= 1e-4  # float sigmoids differ in the last bits of scores near 0
+    assert report.int8_values > 50 * IMGSZ * IMGSZ  # every activation quantizer was compared
+    assert report.int8_max_step <= 1
+    assert max(report.end_to_end) <= 1e-2 and max(report.float_floor) <= 1e-2
+
+
+def test_a_wrong_bias_mid_network_is_caught_by_the_int8_activations(exported, tmp_path):
+    model, path, batches = exported
+    bad = _edited(path, tmp_path / "bias.onnx", "model.3.conv.bias", lambda b: b + np.float32(0.5))
+    report = qdq_parity(model, bad, batches)
+    assert report.int8_mismatch_rate > 1e-3
+    assert any("int8 mismatch" in f for f in report.failures())
+
+
+def test_a_wrong_float_head_bias_is_caught_by_the_aligned_outputs(exported, tmp_path):
+    model, path, batches = exported
+    bad = _edited(path, tmp_path / "head.onnx", "model.22.cv3.0.2.bias", lambda b: b + np.float32(0.05))
+    report = qdq_parity(model, bad, batches)
+    assert max(report.aligned) > 1e-3
+    assert any("layer-aligned relative L2" in f for f in report.failures())
+
+
+def test_a_wrong_activation_scale_leaves_its_quantizer_unmatched(exported, tmp_path):
+    model, path, batches = exported
+    graph = onnx.load(str(path))
+    target = activation_quantize_nodes(graph)[5].name
+    (node,) = [n for n in graph.graph.node if n.output and n.output[0] == target]
+    bad = _edited(path, tmp_path / "scale.onnx", node.input[1], lambda s: s * np.float32(1.01))
+    report = qdq_parity(model, bad, batches)
+    assert report.unmatched
+    assert any("no QuantizeLinear" in f for f in report.failures())
+
+
+def test_parity_command(exported, tmp_path, tiny_dataset, tiny_checkpoint, capsys):
+    import torch
+
+    model, path, _ = exported
+    checkpoint = tmp_path / "fake_quant.pt"
+    torch.save({"model": model}, checkpoint)
+    args = ["parity", "--model", str(checkpoint), "--onnx", str(path), "--data", str(tiny_dataset), "--images", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "layer-aligned" in out and "parity: OK" in out
+    assert main(args[:2] + [str(tiny_checkpoint)] + args[3:]) == 1
+    assert "not a fake-quant model" in capsys.readouterr().err
