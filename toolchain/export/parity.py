@@ -56,11 +56,12 @@ def head_relative_l2(ours: np.ndarray, ref: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class QuantizedTensor:
-    """One activation QuantizeLinear of the ONNX graph: its output name, scale and zero point."""
+    """One activation QuantizeLinear of the ONNX graph: its output name, scale, zero point and int type."""
 
     name: str
     scale: float
     zero_point: int
+    dtype: np.dtype = np.dtype(np.int8)
 
 
 @dataclass
@@ -120,9 +121,9 @@ def activation_quantize_nodes(model) -> list[QuantizedTensor]:
             continue
         scale = consts[node.input[1]]
         zero_point = consts.get(node.input[2]) if len(node.input) > 2 else None
-        if scale.size == 1:
-            zp = 0 if zero_point is None else int(zero_point.reshape(-1)[0])
-            found.append(QuantizedTensor(node.output[0], float(scale.reshape(-1)[0]), zp))
+        if scale.size == 1:  # no zero point: uint8, zero (the ONNX default)
+            zp = np.zeros(1, np.uint8) if zero_point is None else zero_point.reshape(-1)
+            found.append(QuantizedTensor(node.output[0], float(scale.reshape(-1)[0]), int(zp[0]), zp.dtype))
     return found
 
 
@@ -133,10 +134,8 @@ def _session_exposing_quantized(path: str | Path):
 
     model = onnx.load(str(path))
     nodes = activation_quantize_nodes(model)
-    zero_point_types = {n.output[0]: n.input[2] if len(n.input) > 2 else None for n in model.graph.node}
-    init_types = {i.name: i.data_type for i in model.graph.initializer}
     for q in nodes:
-        elem = init_types.get(zero_point_types.get(q.name), onnx.TensorProto.INT8)
+        elem = onnx.helper.np_dtype_to_tensor_dtype(q.dtype)
         model.graph.output.append(onnx.helper.make_tensor_value_info(q.name, elem, None))
     options = ort.SessionOptions()
     options.log_severity_level = 3

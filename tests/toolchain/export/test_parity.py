@@ -16,14 +16,18 @@ from toolchain.quantization.ptq import calibrate, calibration_batches
 IMGSZ = 96
 
 
+def _calibrated_export(out_dir, checkpoint, dataset, cfg: QuantConfig):
+    model = load_model(checkpoint)
+    quantize_model(model, cfg)
+    calibrate(model, calibration_batches(str(dataset), imgsz=IMGSZ, num_images=16, batch=8))
+    path = onnx_from_model(model, out_dir / "m.int8.onnx", ExportConfig(IMGSZ), "int8")
+    batches = calibration_batches(str(dataset), imgsz=IMGSZ, num_images=3, batch=1, split="val")
+    return model, path, batches
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, tiny_checkpoint, tiny_dataset):
-    model = load_model(tiny_checkpoint)
-    quantize_model(model, QuantConfig())
-    calibrate(model, calibration_batches(str(tiny_dataset), imgsz=IMGSZ, num_images=16, batch=8))
-    path = onnx_from_model(model, tmp_path_factory.mktemp("parity") / "m.int8.onnx", ExportConfig(IMGSZ), "int8")
-    batches = calibration_batches(str(tiny_dataset), imgsz=IMGSZ, num_images=3, batch=1, split="val")
-    return model, path, batches
+    return _calibrated_export(tmp_path_factory.mktemp("parity"), tiny_checkpoint, tiny_dataset, QuantConfig())
 
 
 def _edited(path, out, name: str, change) -> str:
@@ -59,6 +63,15 @@ def test_export_matches_fake_quant_layer_by_layer(exported):
     assert report.int8_values > 50 * IMGSZ * IMGSZ  # every activation quantizer was compared
     assert report.int8_max_step <= 1
     assert max(report.end_to_end) <= 1e-2 and max(report.float_floor) <= 1e-2
+
+
+def test_asymmetric_uint8_activations_match_too(tmp_path, tiny_checkpoint, tiny_dataset):
+    cfg = QuantConfig.from_dict({"target": "generic", "input": {"symmetric": False, "calibrator": "max"}})
+    model, path, batches = _calibrated_export(tmp_path, tiny_checkpoint, tiny_dataset, cfg)
+    nodes = activation_quantize_nodes(onnx.load(str(path)))
+    assert nodes and all(n.dtype == np.uint8 for n in nodes) and any(n.zero_point for n in nodes)
+    report = qdq_parity(model, path, batches)
+    assert report.failures() == [], report.summary()
 
 
 def test_a_wrong_bias_mid_network_is_caught_by_the_int8_activations(exported, tmp_path):
