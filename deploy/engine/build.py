@@ -110,7 +110,7 @@ def engine_from_onnx(onnx: str | Path, cfg: EngineConfig, out: str | Path | None
     """
     onnx = Path(onnx)
     if not onnx.is_file():
-        raise ToolchainError(f"{onnx}: ONNX not found; make one with 'make qat' (QAT) or 'make ptq' (PTQ), or pass its path")
+        raise ToolchainError(f"{onnx}: ONNX not found; write one with 'make qat' or 'make ptq', or pass its path")
     int8_source = check_int8_source(onnx, cfg)
     trt = import_tensorrt()
     version = parse_version(trt.__version__)
