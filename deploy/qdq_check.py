@@ -72,17 +72,23 @@ class QdqReport:
         return "\n".join([head] + [f"  [{v.rule}] {v.message} ({', '.join(v.nodes)})" for v in self.violations])
 
 
+def graph_constants(model) -> dict[str, np.ndarray]:
+    """Every constant tensor of an ``onnx.ModelProto`` by name: initializers and Constant nodes' values."""
+    from onnx import numpy_helper
+
+    const = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            const[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    return const
+
+
 class _Graph:
     """Producers, consumers and constants of an ONNX graph."""
 
     def __init__(self, model) -> None:
-        from onnx import numpy_helper
-
         self.nodes = list(model.graph.node)
-        self.const = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-        for n in self.nodes:
-            if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-                self.const[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+        self.const = graph_constants(model)
         self.producer = {o: n for n in self.nodes for o in n.output}
         self.consumers: dict[str, list] = defaultdict(list)
         for n in self.nodes:

@@ -104,12 +104,9 @@ def _parity(a: argparse.Namespace) -> int:
     import cv2
 
     from deploy.dataset import load_data_yaml, load_split
-    from deploy.evaluate import evaluate
     from deploy.preprocess import preprocess
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-    from toolchain.export.onnx import export_form
-    from toolchain.export.parity import qdq_parity
-    from toolchain.models.torch_runner import TorchRunner
+    from toolchain.export.parity import map_onnx_and_torch, qdq_parity
     from toolchain.models.yolo import load_model
     from toolchain.quantization.ptq import is_quantized
 
@@ -119,10 +116,9 @@ def _parity(a: argparse.Namespace) -> int:
     split = load_split(load_data_yaml(a.data), "val", limit=a.images)
     with OnnxRuntimeRunner(a.onnx) as onnx_runner:
         imgsz = onnx_runner.input_shape[2]
-        batches = [preprocess([cv2.imread(str(r.path))], (imgsz, imgsz))[0] for r in split.images]
-        report = qdq_parity(model, a.onnx, batches)
-        with TorchRunner(export_form(model), imgsz) as torch_runner:
-            onnx_map, torch_map = evaluate(onnx_runner, split).map50_95, evaluate(torch_runner, split).map50_95
+    batches = [preprocess([cv2.imread(str(r.path))], (imgsz, imgsz))[0] for r in split.images]
+    report = qdq_parity(model, a.onnx, batches)
+    onnx_map, torch_map = map_onnx_and_torch(model, a.onnx, split)
     failures = report.failures(a.max_aligned)
     if abs(onnx_map - torch_map) > a.max_map_gap:
         failures.append(f"mAP50-95 differs by {abs(onnx_map - torch_map):.4f} > {a.max_map_gap}")

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from deploy.dataset import Split
+from deploy.qdq_check import graph_constants
 from toolchain.export.onnx import export_form
 from toolchain.quantization.ptq import quantizers
 
@@ -109,12 +111,7 @@ class ParityReport:
 
 def activation_quantize_nodes(model) -> list[QuantizedTensor]:
     """The per-tensor QuantizeLinear nodes of an ``onnx.ModelProto`` (activations; weights are per-channel)."""
-    from onnx import numpy_helper
-
-    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    consts = graph_constants(model)
     found = []
     for node in model.graph.node:
         if node.op_type != "QuantizeLinear" or node.input[1] not in consts:
@@ -202,6 +199,17 @@ def _reference_kernels() -> Iterator[None]:
 
 def _decoded(out) -> np.ndarray:
     return (out[0] if isinstance(out, (tuple, list)) else out).float().numpy()
+
+
+def map_onnx_and_torch(model: torch.nn.Module, onnx_path: str | Path, split: Split) -> tuple[float, float]:
+    """mAP50-95 on ``split`` of the QDQ ONNX on ONNX Runtime and of the fake-quant model in PyTorch."""
+    from deploy.evaluate import evaluate
+    from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from toolchain.models.torch_runner import TorchRunner
+
+    with OnnxRuntimeRunner(onnx_path) as onnx_runner:
+        with TorchRunner(export_form(model), onnx_runner.input_shape[2]) as torch_runner:
+            return evaluate(onnx_runner, split).map50_95, evaluate(torch_runner, split).map50_95
 
 
 @torch.inference_mode()

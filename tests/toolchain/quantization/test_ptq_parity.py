@@ -14,13 +14,10 @@ import numpy as np
 import pytest
 
 from deploy.dataset import Split, load_data_yaml, load_split
-from deploy.evaluate import evaluate
 from deploy.preprocess import preprocess
 from deploy.qdq_check import check_qdq
-from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-from toolchain.export.onnx import ExportConfig, export_form, onnx_from_model
-from toolchain.export.parity import qdq_parity
-from toolchain.models.torch_runner import TorchRunner
+from toolchain.export.onnx import ExportConfig, onnx_from_model
+from toolchain.export.parity import map_onnx_and_torch, qdq_parity
 from toolchain.models.yolo import load_model
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.placement import quantize_model
@@ -45,8 +42,6 @@ def test_qdq_onnx_matches_fake_quant_on_real_data(tmp_path, road_signs, shared_m
     assert report.failures() == []
     assert max(report.aligned) <= 1e-3
     assert np.median(report.end_to_end) <= max(2 * np.median(report.float_floor), 1e-3)
-    with OnnxRuntimeRunner(path) as ort_runner, TorchRunner(export_form(model), 384) as torch_runner:
-        ort_map = evaluate(ort_runner, subset).map50_95
-        torch_map = evaluate(torch_runner, subset).map50_95
+    ort_map, torch_map = map_onnx_and_torch(model, path, subset)
     print(f"mAP50-95 on 16 images: ONNX Runtime {ort_map:.4f}, PyTorch fake-quant {torch_map:.4f}")
     assert abs(ort_map - torch_map) <= 0.002
