@@ -13,12 +13,13 @@ import contextlib
 import io
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from deploy.bootstrap import MatchTable
 from deploy.dataset import Split
 from deploy.errors import ToolchainError
 from deploy.postprocess import Detections, PostprocessConfig, postprocess
@@ -41,6 +42,7 @@ class EvalResult:
         ap_large: AP50-95 of boxes over 96x96 px.
         images: Number of images evaluated.
         seconds: Wall time of inference and post-processing.
+        matches: Per-image matches, for ``deploy.bootstrap.paired_bootstrap`` (not serialised).
     """
 
     map50_95: float
@@ -52,10 +54,11 @@ class EvalResult:
     images: int
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    matches: MatchTable | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        """Plain-JSON form."""
-        return asdict(self)
+        """Plain-JSON form (without the match table)."""
+        return {k: v for k, v in asdict(replace(self, matches=None)).items() if k != "matches"}
 
     def table(self) -> str:
         """A human-readable summary."""
@@ -118,7 +121,8 @@ def _coco_dt(detections: list[Detections]) -> list[dict]:
     for i, det in enumerate(detections):
         xywh = np.concatenate([det.boxes[:, :2], det.boxes[:, 2:] - det.boxes[:, :2]], 1)
         for box, score, cls in zip(xywh.tolist(), det.scores.tolist(), det.classes.tolist()):
-            out.append({"image_id": i, "category_id": cls + 1, "bbox": box, "score": score})
+            out.append({"id": len(out) + 1, "image_id": i, "category_id": cls + 1, "bbox": box, "score": score,
+                        "area": box[2] * box[3], "iscrowd": 0})  # fmt: skip
     return out
 
 
@@ -127,8 +131,8 @@ def _ap(precision: np.ndarray) -> float | None:
     return float(valid.mean()) if valid.size else None
 
 
-def coco_map(split: Split, detections: list[Detections], max_det: int = 300) -> EvalResult:
-    """COCO AP of detections against the split's YOLO labels (pycocotools, 101-point interpolation)."""
+def _coco_eval(split: Split, detections: list[Detections], max_det: int):
+    """pycocotools' ``COCOeval`` after ``evaluate()`` and ``accumulate()`` (also with no detection at all)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -136,16 +140,23 @@ def coco_map(split: Split, detections: list[Detections], max_det: int = 300) -> 
         gt = COCO()
         gt.dataset = _coco_gt(split)
         gt.createIndex()
-        dt_list = _coco_dt(detections)
-        dt = gt.loadRes(dt_list) if dt_list else COCO()
+        dt = COCO()  # what loadRes builds for boxes; loadRes itself refuses an empty list
+        dt.dataset = {"images": gt.dataset["images"], "categories": gt.dataset["categories"],
+                      "annotations": _coco_dt(detections)}  # fmt: skip
+        dt.createIndex()
         ev = COCOeval(gt, dt, "bbox")
         ev.params.maxDets = [1, 10, max_det]
-        if dt_list:
-            ev.evaluate()
-            ev.accumulate()
-    if not dt_list:
-        empty = {n: 0.0 for n in split.names}
-        return EvalResult(0.0, 0.0, empty, None, None, None, len(split.images))
+        ev.evaluate()
+        ev.accumulate()
+    return ev
+
+
+def coco_map(split: Split, detections: list[Detections], max_det: int = 300) -> EvalResult:
+    """COCO AP of detections against the split's YOLO labels (pycocotools, 101-point interpolation).
+
+    The result keeps the per-image match table (``matches``) for paired bootstrap intervals.
+    """
+    ev = _coco_eval(split, detections, max_det)
     # [iou, recall, class, area (all, small, medium, large), maxdet]; read at our max_det, since
     # pycocotools' own stats[0] is hard-wired to 100 detections.
     precision = ev.eval["precision"][..., -1]
@@ -158,6 +169,7 @@ def coco_map(split: Split, detections: list[Detections], max_det: int = 300) -> 
         _ap(precision[..., 2]),
         _ap(precision[..., 3]),
         len(split.images),
+        matches=MatchTable.from_cocoeval(ev, len(split.images)),
     )
 
 
