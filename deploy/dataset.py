@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,14 +50,63 @@ class DatasetSpec:
 
 
 def _names(raw: object, path: Path) -> list[str]:
-    if isinstance(raw, list) and raw:
-        return [str(n) for n in raw]
     if isinstance(raw, dict) and raw:
+        bad = [k for k in raw if not isinstance(k, int) or isinstance(k, bool)]
+        if bad:
+            raise ToolchainError(
+                f"{path}: 'names' keys must be integer class ids, got {bad[0]!r} ({type(bad[0]).__name__}); "
+                "write them unquoted: {0: name, 1: name}"
+            )
         keys = sorted(raw)
         if keys != list(range(len(keys))):
             raise ToolchainError(f"{path}: 'names' keys must be 0..{len(keys) - 1} without gaps, got {keys}")
-        return [str(raw[k]) for k in keys]
-    raise ToolchainError(f"{path}: 'names' must be a non-empty list or a dict of class id to name, got {raw!r}")
+        raw = [raw[k] for k in keys]
+    if not isinstance(raw, list) or not raw:
+        raise ToolchainError(f"{path}: 'names' must be a non-empty list or a dict of class id to name, got {raw!r}")
+    bad_names = [n for n in raw if not isinstance(n, (str, int, float)) or isinstance(n, bool)]
+    if bad_names:
+        raise ToolchainError(f"{path}: 'names' holds {bad_names[0]!r}; every class name must be a string")
+    return [str(n) for n in raw]
+
+
+def _read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file's contents, or a ToolchainError naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ToolchainError(f"{path}: {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise ToolchainError(f"{path}: {what} cannot be read ({exc.strerror})") from exc
+
+
+def _root(raw: dict, path: Path) -> Path:
+    given = raw.get("path")
+    if given in (None, ""):
+        return path.parent.resolve()
+    if not isinstance(given, str):
+        raise ToolchainError(f"{path}: 'path' must be a folder path (a string), got {given!r}")
+    root = Path(given)
+    return root if root.is_absolute() else Path.cwd() / root
+
+
+def _split_sources(raw: dict, split: str, root: Path, path: Path) -> list[Path]:
+    entries = raw[split] if isinstance(raw[split], list) else [raw[split]]
+    sources = []
+    for entry in entries:
+        if not isinstance(entry, str) or not entry:
+            raise ToolchainError(
+                f"{path}: '{split}' must be a folder or a .txt list of images (or a list of them), got {entry!r}"
+            )
+        src = (root / entry).resolve()
+        if not src.exists():
+            raise ToolchainError(f"{path}: '{split}' points to {src}, which does not exist; fix the path in the YAML")
+        if src.is_file() and src.suffix.lower() != ".txt":
+            raise ToolchainError(
+                f"{path}: '{split}' points to the file {src}; expected a folder of images or a .txt file "
+                "listing one image path a line"
+            )
+        sources.append(src)
+    return sources
 
 
 def load_data_yaml(path: str | Path) -> DatasetSpec:
@@ -80,31 +130,22 @@ def load_data_yaml(path: str | Path) -> DatasetSpec:
         raise ToolchainError(
             f"{path}: data.yaml not found; run 'make data' for the synthetic set or pass DATA=path/to/data.yaml"
         )
+    text = _read_text(path, "data.yaml")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ToolchainError(f"{path}: not valid YAML ({exc})") from exc
+        raise ToolchainError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
+    except RecursionError as exc:
+        raise ToolchainError(f"{path}: nested too deeply to be a data.yaml") from exc
     if not isinstance(raw, dict):
         raise ToolchainError(f"{path}: expected a mapping with 'train', 'val' and 'names', got {type(raw).__name__}")
     for key in ("train", "val", "names"):
         if key not in raw:
             raise ToolchainError(f"{path}: missing key '{key}' (expected 'train', 'val' and 'names')")
-    root = Path(raw["path"]) if raw.get("path") else path.parent
-    if not root.is_absolute():
-        root = (Path.cwd() / root) if raw.get("path") else root.resolve()
-    splits = {}
-    for split in ("train", "val", "test"):
-        if not raw.get(split):
-            continue
-        entries = raw[split] if isinstance(raw[split], list) else [raw[split]]
-        sources = [(root / str(e)).resolve() for e in entries]
-        for src in sources:
-            if not src.exists():
-                raise ToolchainError(
-                    f"{path}: '{split}' points to {src}, which does not exist; fix the path in the YAML"
-                )
-        splits[split] = sources
-    return DatasetSpec(path, root, splits, _names(raw["names"], path))
+    names = _names(raw["names"], path)
+    root = _root(raw, path)
+    splits = {split: _split_sources(raw, split, root, path) for split in ("train", "val", "test") if raw.get(split)}
+    return DatasetSpec(path, root, splits, names)
 
 
 def list_images(sources: list[Path]) -> list[Path]:
@@ -114,7 +155,7 @@ def list_images(sources: list[Path]) -> list[Path]:
         if src.is_dir():
             images += sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
-            lines = [ln.strip() for ln in src.read_text().splitlines() if ln.strip()]
+            lines = [ln.strip() for ln in _read_text(src, "image list").splitlines() if ln.strip()]
             images += [(src.parent / ln).resolve() for ln in lines]
     return images
 
@@ -138,6 +179,8 @@ def parse_label_line(line: str, nc: int) -> tuple[list[float] | None, str | None
         values = [float(f) for f in fields]
     except ValueError:
         return None, f"non-numeric field in {line.strip()!r}"
+    if not all(math.isfinite(v) for v in values):
+        return None, f"non-finite number (nan or inf) in {line.strip()!r}"
     cls = values[0]
     if cls != int(cls) or not 0 <= cls < nc:
         return None, f"class id {fields[0]} out of range: expected an integer in [0, {nc - 1}]"
@@ -156,7 +199,11 @@ def read_labels(path: Path, nc: int) -> tuple[np.ndarray, list[str]]:
     """
     rows, problems = [], []
     if path.is_file():
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            text = _read_text(path, "label file")
+        except ToolchainError as exc:
+            return np.zeros((0, 5), np.float32), [str(exc)]
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             values, problem = parse_label_line(line, nc)
@@ -213,11 +260,42 @@ class Split:
         return "\n".join(lines)
 
 
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether a JPEG's last scan is followed by its end-of-image marker (``FFD9``).
+
+    Entropy-coded data cannot hold ``FFD9`` (a ``FF`` byte there is followed by ``00`` or a restart
+    marker), so an end marker after the last start-of-scan (``FFDA``) means the file is whole, even
+    with bytes a camera appended after it.
+    """
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan >= 0 and data.find(b"\xff\xd9", last_scan) >= 0
+
+
+def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """Decode an image file as BGR; ``None`` and the reason (naming the file) when it cannot be used.
+
+    A truncated JPEG is refused here: libjpeg would decode it with grey rows and a warning that
+    does not name the file.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"{path}: image cannot be read ({exc.strerror})"
+    if not data:
+        return None, f"{path}: empty file; remove or replace it"
+    if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):
+        return None, f"{path}: truncated JPEG (no end-of-image marker); remove or replace it"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None, f"{path}: image does not decode (corrupt or not an image); remove or replace it"
+    return image, None
+
+
 def load_image_record(image: Path, nc: int) -> tuple[ImageRecord | None, list[str]]:
     """Decode one image and read its labels; ``None`` and the reasons when it must be skipped."""
-    img = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    img, problem = read_image(image)
     if img is None:
-        return None, [f"{image}: image does not decode (corrupt or not an image); remove or replace it"]
+        return None, [problem]
     labels, problems = read_labels(label_path(image), nc)
     if problems:
         return None, problems
@@ -240,7 +318,8 @@ def load_split(spec: DatasetSpec, split: str, strict: bool = False, limit: int |
         The checked split; bad images are in ``skipped`` with one reason per bad line.
 
     Raises:
-        ToolchainError: The split is absent or has no images, or ``strict`` and something is bad.
+        ToolchainError: The split is absent, has no images or no usable image, or ``strict`` and
+            something is bad.
     """
     if split not in spec.splits:
         raise ToolchainError(f"{spec.yaml_path}: no '{split}' split; it has {sorted(spec.splits)}")
@@ -251,6 +330,7 @@ def load_split(spec: DatasetSpec, split: str, strict: bool = False, limit: int |
             f"{spec.yaml_path}: '{split}' has no images in {where}; expected {sorted(IMAGE_SUFFIXES)} files"
         )
     out = Split(split, spec.names)
+    first_problem = ""
     for image in images:
         record, problems = load_image_record(image, spec.nc)
         if problems and strict:
@@ -259,6 +339,18 @@ def load_split(spec: DatasetSpec, split: str, strict: bool = False, limit: int |
             logger.warning(problem)
         if record is None:
             out.skipped.append(image.name)
+            first_problem = first_problem or problems[0]
         else:
             out.images.append(record)
+    if not out.images:
+        raise ToolchainError(
+            f"{spec.yaml_path}: '{split}' has no usable image: all {len(images)} were skipped; the first reason: "
+            f"{first_problem}" + _class_hint(first_problem, spec)
+        )
     return out
+
+
+def _class_hint(problem: str, spec: DatasetSpec) -> str:
+    if "out of range" not in problem:
+        return ""
+    return f" ('names' in {spec.yaml_path.name} lists {spec.nc} classes; do the labels use more?)"

@@ -6,8 +6,11 @@ version, the device and the ONNX's hash. Any other backend (ONNX Runtime, OpenVI
 the same missing / built / reused logic with the ONNX itself as its "engine", which is how this is
 tested on machines without a GPU.
 
-Environment: ``MODEL`` (QDQ ONNX), ``ENGINE_DIR`` (cache), ``SOURCE`` (camera index, URL, GStreamer
-pipeline, file), ``BACKEND`` (``tensorrt`` by default); extra arguments go to ``deploy/infer.py``.
+Environment: ``MODEL`` (QDQ ONNX), ``ENGINE_DIR`` (cache, a writable volume), ``SOURCE`` (camera
+index, URL, GStreamer pipeline, file; unset: the default camera, the CSI camera on a Jetson without
+a USB camera), ``BACKEND`` (``tensorrt`` by default, or any of ``deploy.runtime.BACKENDS``; ``auto``
+is TensorRT where it is installed); extra arguments go to ``deploy/infer.py``. Exit statuses are
+``deploy/infer.py``'s (SIGTERM: outputs finalised, 143).
 """
 
 from __future__ import annotations
@@ -19,11 +22,28 @@ import sys
 from pathlib import Path
 
 from deploy.engine.config import file_sha256
-from deploy.errors import ToolchainError, report_errors
-from deploy.fileio import atomic_path
+from deploy.errors import ToolchainError, UsageError, report_errors
+from deploy.fileio import atomic_path, check_output_folder
 from deploy.metadata import sidecar_path
+from deploy.runtime import BACKENDS, default_backend
 
 logger = logging.getLogger("entrypoint")
+
+
+def resolve_backend(backend: str) -> str:
+    """``BACKEND`` checked; ``auto`` becomes ``tensorrt`` where TensorRT is installed, else
+    ``deploy.runtime.default_backend()``.
+
+    Raises:
+        UsageError: Not one of ``deploy.runtime.BACKENDS``.
+    """
+    import importlib.util
+
+    if backend not in BACKENDS:
+        raise UsageError(f"BACKEND={backend}: unknown backend; expected one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    return "tensorrt" if importlib.util.find_spec("tensorrt") is not None else default_backend()
 
 
 def _device_key(backend: str) -> str:
@@ -33,8 +53,14 @@ def _device_key(backend: str) -> str:
 
         _, capability = device_description()
         return f"trt{import_tensorrt().__version__}-sm{capability.replace('.', '')}"
-    module = __import__(backend)
-    return f"{backend}{module.__version__.split('-')[0]}-cpu"
+    import importlib
+
+    library = backend.split("-")[0]  # onnxruntime-cuda and onnxruntime-trt run on onnxruntime
+    try:
+        version = importlib.import_module(library).__version__.split("-")[0]
+    except ImportError as exc:
+        raise ToolchainError(f"BACKEND={backend}: {library} is not installed in this image") from exc
+    return f"{library}{version}-{'cpu' if backend == library else backend.split('-', 1)[1]}"
 
 
 def _build(onnx: Path, target: Path, backend: str) -> None:
@@ -44,10 +70,11 @@ def _build(onnx: Path, target: Path, backend: str) -> None:
 
         engine_from_onnx(onnx, EngineConfig(precision="int8"), target)
         return
+    if sidecar_path(onnx).is_file():  # the sidecar first: a model file without its sidecar is never left
+        with atomic_path(sidecar_path(target)) as tmp:
+            shutil.copyfile(sidecar_path(onnx), tmp)
     with atomic_path(target) as tmp:
         shutil.copyfile(onnx, tmp)
-    if sidecar_path(onnx).is_file():
-        shutil.copyfile(sidecar_path(onnx), sidecar_path(target))
 
 
 def model_for_device(onnx: str | Path, cache: str | Path, backend: str) -> tuple[Path, str]:
@@ -55,7 +82,13 @@ def model_for_device(onnx: str | Path, cache: str | Path, backend: str) -> tuple
     onnx, cache = Path(onnx), Path(cache)
     if not onnx.is_file():
         raise ToolchainError(f"{onnx}: model not found; mount the QDQ ONNX (with its .json) at this path")
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolchainError(
+            f"ENGINE_DIR={cache}: cannot create it ({exc.strerror}); mount a writable volume there"
+        ) from exc
+    check_output_folder(cache, "ENGINE_DIR")
     suffix = ".engine" if backend == "tensorrt" else ".onnx"
     stem = onnx.name[: -len(".onnx")]
     target = cache / f"{stem}.{_device_key(backend)}.{file_sha256(onnx)[:12]}{suffix}"
@@ -69,17 +102,17 @@ def model_for_device(onnx: str | Path, cache: str | Path, backend: str) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     """Prepare the engine, then run ``deploy/infer.py`` on ``SOURCE`` with any extra arguments."""
-    from deploy.infer import build_parser, run
+    from deploy.infer import build_parser, run_command
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
-    backend = os.environ.get("BACKEND", "tensorrt")
 
-    def start() -> None:
+    def start() -> int:
+        backend = resolve_backend(os.environ.get("BACKEND", "tensorrt"))
         model, _ = model_for_device(os.environ.get("MODEL", "/models/model.int8.onnx"),
                                     os.environ.get("ENGINE_DIR", "/engines"), backend)  # fmt: skip
-        args = ["--model", str(model), "--source", os.environ.get("SOURCE", "0"), "--backend", backend, *argv]
-        run(build_parser().parse_args(args))
+        source = ["--source", os.environ["SOURCE"]] if os.environ.get("SOURCE") else []
+        return run_command(build_parser().parse_args(["--model", str(model), *source, "--backend", backend, *argv]))
 
     return report_errors(start)
 

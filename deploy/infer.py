@@ -1,14 +1,18 @@
-"""Live traffic-sign detection: ``python deploy/infer.py --model model.int8.onnx --source 0``.
+"""Live traffic-sign detection: ``python deploy/infer.py --engine model.int8.engine`` (default camera).
 
-Sources: an image, a folder, a video file, a camera index, an RTSP URL or a GStreamer pipeline.
-Outputs: ``--show`` (window), ``--save`` (video file or image folder), ``--json`` (JSON lines).
-At the end (or on Ctrl-C) it prints frames, FPS end to end and model only, and p50/p99 per stage.
+Sources: the default camera (no ``--source``), a camera index, an image, a folder, a video file, an
+RTSP URL or a GStreamer pipeline. Outputs: ``--show`` (window), ``--save`` (video file or image
+folder), ``--json`` (JSON lines), ``--summary`` (run summary JSON); every output path is checked
+before the run. At the end (or on Ctrl-C / SIGTERM, which finalise the outputs) it prints frames,
+FPS end to end and model only, and p50/p99 per stage.
+
+Example:
+    $ python deploy/infer.py --model runs/qat/demo/qat.int8.onnx --source video.mp4 --save out.mp4
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -16,28 +20,68 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deploy.errors import ToolchainError, report_errors  # noqa: E402
+from deploy.errors import EXIT_INTERRUPTED, EXIT_OK, ToolchainError, report_errors  # noqa: E402
+from deploy.runtime import BACKEND_HELP, BACKENDS, ENGINE_SUFFIXES  # noqa: E402
+
+logger = logging.getLogger("infer")
+EPILOG = (
+    "backends:\n" + "\n".join(f"  {name:<17} {text}" for name, text in BACKEND_HELP.items())
+    + "\n\nexit status: 0 done, 1 error (one line on stderr), 2 bad flag, 130 Ctrl-C, 143 SIGTERM;"
+    " Ctrl-C and SIGTERM finalise --save/--json/--summary and print the summary first"
+)  # fmt: skip
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a class id >= 0, got {value}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infer", description=__doc__.split("\n")[0])
-    p.add_argument("--model", "--engine", dest="model", required=True, help=".onnx model (with its .json sidecar)")
-    p.add_argument("--source", required=True, help="image, folder, video, camera index, rtsp:// URL or GStreamer")
-    p.add_argument("--backend", default="auto", help="auto, openvino or onnxruntime")
-    p.add_argument("--precision", default="f32", help="OpenVINO hint for float layers: f32 or bf16")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--cuda", default="pycuda", help="CUDA library for engines: pycuda or cuda-python")
-    p.add_argument("--cuda-graph", action="store_true", help="replay the engine as a CUDA graph (cuda-python)")
-    p.add_argument("--imgsz", type=int, default=None, help="input size for a model with a dynamic size")
-    p.add_argument("--conf", type=float, default=0.25)
-    p.add_argument("--iou", type=float, default=0.7)
-    p.add_argument("--max-det", type=int, default=300)
-    p.add_argument("--classes", type=int, nargs="*", default=None, help="keep only these class ids")
-    p.add_argument("--show", action="store_true", help="open a window (q or Esc quits)")
-    p.add_argument("--save", default=None, help="annotated video (.mp4/.avi/.mkv) or image folder")
-    p.add_argument("--json", default=None, help="detections as JSON lines")
+    p = argparse.ArgumentParser(
+        prog="infer", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--model", "--engine", dest="model", required=True,
+                   help=".onnx model (with its .json sidecar) or TensorRT .engine/.plan")  # fmt: skip
+    p.add_argument("--source", default=None,
+                   help="camera index, image, folder, video, rtsp:// URL or GStreamer pipeline (default: camera 0; "
+                   "on a Jetson without a USB camera, the CSI camera)")  # fmt: skip
+    p.add_argument("--backend", default="auto", choices=BACKENDS, metavar="BACKEND",
+                   help=f"one of {', '.join(BACKENDS)} (default: auto; see below)")  # fmt: skip
+    p.add_argument("--precision", default="f32", choices=("f32", "bf16"),
+                   help="OpenVINO only: precision hint for its float layers (default: f32)")  # fmt: skip
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: the backend's own)")
+    p.add_argument("--cuda", default="pycuda", choices=("pycuda", "cuda-python"),
+                   help="TensorRT only: CUDA library (default: pycuda)")  # fmt: skip
+    p.add_argument("--cuda-graph", action="store_true", help="TensorRT only: replay as a CUDA graph (cuda-python)")
+    p.add_argument("--imgsz", type=_positive_int, default=None,
+                   help="input size for a model with a dynamic size (default: the model's, else 640)")  # fmt: skip
+    p.add_argument("--conf", type=_unit_float, default=0.25, help="minimum score (default: 0.25)")
+    p.add_argument("--iou", type=_unit_float, default=0.7, help="NMS IoU threshold (default: 0.7)")
+    p.add_argument("--max-det", type=_positive_int, default=300, help="detections per frame (default: 300)")
+    p.add_argument("--classes", type=_non_negative_int, nargs="*", default=None,
+                   help="keep only these class ids (default: all)")  # fmt: skip
+    p.add_argument("--show", action="store_true", help="open a window (q or Esc quits); needs a display")
+    p.add_argument("--save", default=None, help="annotated video (.mp4/.avi/.mkv/.mov) or image folder")
+    p.add_argument("--json", default=None, help="detections as JSON lines, one line per frame")
     p.add_argument("--summary", default=None, help="write the run summary (FPS, stage times) as JSON")
-    p.add_argument("--queue", type=int, default=4, help="frames waiting between stages")
+    p.add_argument("--queue", type=_positive_int, default=4, help="frames waiting between stages (default: 4)")
     return p
 
 
@@ -46,45 +90,75 @@ def _names(model: Path) -> list[str]:
 
     if sidecar_path(model).is_file():
         return ModelMetadata.load(model).names
-    logging.getLogger("infer").warning("%s: no sidecar; classes are shown by id", sidecar_path(model))
+    logger.warning("%s: no sidecar; classes are shown by id", sidecar_path(model))
     return []
 
 
+def _check_model(model: Path) -> None:
+    if model.is_file():
+        return
+    if model.suffix in ENGINE_SUFFIXES:
+        raise ToolchainError(
+            f"{model}: engine not found; build it with 'make engine' (python -m deploy.engine.build MODEL.int8.onnx) "
+            "where TensorRT is installed, or run the ONNX itself: --model MODEL.int8.onnx"
+        )
+    raise ToolchainError(f"{model}: model not found; export one with 'make ptq' or 'make qat'")
+
+
+def _open_source(spec: str | None):
+    from deploy.sources import open_default_camera, open_source
+
+    if spec is not None:
+        return open_source(spec)
+    source = open_default_camera()
+    logger.info("No --source given: opened %s, the default camera (pass --source to choose another)", source.name)
+    return source
+
+
 def run(args: argparse.Namespace) -> dict:
-    """Open the source, the runner and the outputs, run the pipeline, close everything; returns the summary."""
-    from deploy.outputs import Outputs
+    """Check the outputs, open the runner, the source and the outputs, run the pipeline, finalise
+    everything; returns the summary (``interrupted`` is true after Ctrl-C or SIGTERM).
+
+    Raises:
+        ToolchainError: A missing model, a bad output path, no display, a source that cannot be
+            opened, a failed write.
+    """
+    from deploy.fileio import write_json
+    from deploy.outputs import Outputs, check_outputs
     from deploy.pipeline import PipelineConfig, run_pipeline
     from deploy.postprocess import PostprocessConfig
     from deploy.runtime import create_runner
-    from deploy.sources import open_source
 
     model = Path(args.model)
-    if not model.is_file():
-        raise ToolchainError(f"{model}: model not found; export one with 'make ptq' or 'make qat'")
+    _check_model(model)
+    check_outputs(args.show, args.save, args.json, args.summary, inputs=(args.model, args.source or ""))
     post = PostprocessConfig(args.conf, args.iou, args.max_det, multi_label=False,
                              classes=tuple(args.classes) if args.classes else None)  # fmt: skip
-    with open_source(args.source) as source, \
-            create_runner(model, args.backend, threads=args.threads, precision=args.precision, cuda=args.cuda,
-                          cuda_graph=args.cuda_graph) as runner:  # fmt: skip
+    names = _names(model)
+    with create_runner(model, args.backend, threads=args.threads, precision=args.precision, cuda=args.cuda,
+                       cuda_graph=args.cuda_graph) as runner, _open_source(args.source) as source:  # fmt: skip
         _, _, h, w = runner.input_shape
         imgsz = (h or args.imgsz or 640, w or args.imgsz or 640)
-        outputs = Outputs(_names(model), args.show, args.save, args.json)
-        try:
+        with Outputs(names, args.show, args.save, args.json) as outputs:
             summary = run_pipeline(source, runner, outputs, PipelineConfig(imgsz, post, args.queue))
-        finally:
-            outputs.close()
     print(f"{source.name} via {runner.name}:\n{summary.table()}")
     if args.summary:
-        Path(args.summary).write_text(json.dumps(summary.to_dict(), indent=2))
+        write_json(args.summary, summary.to_dict())
     return summary.to_dict()
 
 
+def run_command(args: argparse.Namespace) -> int:
+    """``run`` for the command line: its exit status (130 when interrupted; 143 comes from SIGTERM)."""
+    return EXIT_INTERRUPTED if run(args)["interrupted"] else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse the flags and run; a mistake is one ``error:`` line on stderr (see the exit statuses in ``--help``)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    return report_errors(run, args)
+    return report_errors(run_command, args)
 
 
 if __name__ == "__main__":

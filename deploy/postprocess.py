@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from deploy.errors import UsageError
 from deploy.preprocess import LetterboxMeta
 
 # Class offset that keeps boxes of different classes apart in one NMS pass (as ultralytics does).
@@ -64,7 +65,9 @@ class PostprocessConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0 or not 0.0 <= self.iou <= 1.0:
-            raise ValueError(f"conf and iou must lie in [0, 1], got conf={self.conf}, iou={self.iou}")
+            raise UsageError(f"postprocess: conf and iou must lie in [0, 1], got conf={self.conf}, iou={self.iou}")
+        if self.max_det < 1:
+            raise UsageError(f"postprocess: max_det must be at least 1, got {self.max_det}")
 
 
 def decode(pred: np.ndarray, cfg: PostprocessConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,10 +11,13 @@ Rules:
 - ``residual-add``: an Add of two activations inside the quantized body has both inputs behind
   DequantizeLinear nodes with one scale, so TensorRT fuses it into the conv.
 - ``dangling``: a Q feeds only DQ nodes, a DQ reads a Q or a constant, and both are used.
+- ``float``: at least one conv is quantized; a model without any is a float model, which passes
+  only with ``allow_float`` (``--allow-float``).
 
 Example:
-    $ check-qdq model.int8.onnx            # exit 1 when a rule is broken
+    $ check-qdq model.int8.onnx            # exit 1 when a rule is broken (or on an unreadable file)
     $ python -m deploy.qdq_check a.onnx b.onnx --json report.json
+    $ check-qdq fp32.onnx --allow-float    # a float model is not an error
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ class QdqReport:
             f"{self.dequantize_nodes} DQ: "
             + ("OK" if self.ok else f"{len(self.violations)} violations " + str(dict(sorted(counts.items()))))
         )
-        return "\n".join([head] + [f"  [{v.rule}] {v.message} ({', '.join(v.nodes)})" for v in self.violations])
+        lines = [f"  [{v.rule}] {v.message}" + (f" ({', '.join(v.nodes)})" if v.nodes else "") for v in self.violations]
+        return "\n".join([head, *lines])
 
 
 def graph_constants(model) -> dict[str, np.ndarray]:
@@ -227,8 +231,23 @@ def _check_adds(g: _Graph, report: QdqReport, root: dict[str, str], quantized_gr
             report.violations.append(Violation("residual-add", [n.name], "residual Add inputs have different scales"))
 
 
-def check_qdq(path: str | Path) -> QdqReport:
+def _check_quantized(report: QdqReport, allow_float: bool) -> None:
+    if report.quantized_convs or allow_float:
+        return
+    report.violations.append(
+        Violation(
+            "float", [], f"no quantized conv (0/{report.convs} with a weight behind DequantizeLinear), "
+            f"{report.quantize_nodes} Q nodes: a float model, not INT8; pass --allow-float if that is intended",
+        )
+    )  # fmt: skip
+
+
+def check_qdq(path: str | Path, allow_float: bool = False) -> QdqReport:
     """Check one ONNX file against TensorRT's QDQ rules.
+
+    Args:
+        path: The ONNX file.
+        allow_float: Accept a model without any quantized conv (else the ``float`` rule fails it).
 
     Raises:
         ToolchainError: The file is missing or not ONNX.
@@ -240,7 +259,7 @@ def check_qdq(path: str | Path) -> QdqReport:
         raise ToolchainError(f"{path}: ONNX file not found")
     try:
         model = onnx.load(str(path))
-    except Exception as exc:  # protobuf decode errors
+    except Exception as exc:  # protobuf decode errors, or external data beside it missing
         raise ToolchainError(f"{path}: not a readable ONNX model ({exc})") from exc
     g = _Graph(model)
     report = QdqReport(str(path))
@@ -250,21 +269,16 @@ def check_qdq(path: str | Path) -> QdqReport:
     _check_convs(g, report)
     root = _groups(g)
     _check_adds(g, report, root, _check_scales(g, report, root))
+    _check_quantized(report, allow_float)
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: check each file, print the reports, exit 1 if any has a violation."""
-    parser = argparse.ArgumentParser(prog="check-qdq", description=__doc__.split("\n")[0])
-    parser.add_argument("onnx", nargs="+", help="ONNX files")
-    parser.add_argument("--json", help="write the reports to this JSON file")
-    parser.add_argument("--max-lines", type=int, default=30, help="violations printed per model")
-    args = parser.parse_args(argv)
-    try:
-        reports = [check_qdq(p) for p in args.onnx]
-    except ToolchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _check_files(args: argparse.Namespace) -> int:
+    if args.json:
+        from deploy.fileio import check_output_file
+
+        check_output_file(args.json, "--json")
+    reports = [check_qdq(p, args.allow_float) for p in args.onnx]
     for r in reports:
         lines = r.summary().splitlines()
         print("\n".join(lines[: args.max_lines + 1]))
@@ -275,6 +289,19 @@ def main(argv: list[str] | None = None) -> int:
 
         write_json(args.json, [asdict(r) for r in reports])
     return 0 if all(r.ok for r in reports) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: check each file, print the reports; exit 1 if any has a violation or cannot be read,
+    2 on a bad flag."""
+    from deploy.errors import report_errors
+
+    parser = argparse.ArgumentParser(prog="check-qdq", description=__doc__.split("\n")[0])
+    parser.add_argument("onnx", nargs="+", help="ONNX files")
+    parser.add_argument("--json", help="write the reports to this JSON file")
+    parser.add_argument("--max-lines", type=int, default=30, help="violations printed per model")
+    parser.add_argument("--allow-float", action="store_true", help="accept models without any quantized conv")
+    return report_errors(_check_files, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,16 @@ ORT_PROVIDERS = {
     "onnxruntime-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 ENGINE_SUFFIXES = (".engine", ".plan")
+BACKEND_HELP = {
+    "auto": "TensorRT for an .engine/.plan; for an .onnx: onnxruntime-cuda where ONNX Runtime sees an NVIDIA GPU, "
+    "else openvino where installed, else onnxruntime",
+    "onnxruntime": "ONNX Runtime on the CPU",
+    "onnxruntime-cuda": "ONNX Runtime's CUDA provider (needs onnxruntime-gpu and a GPU)",
+    "onnxruntime-trt": "ONNX Runtime's TensorRT provider, with CUDA then CPU for what it cannot run "
+    "(needs onnxruntime-gpu and TensorRT)",
+    "openvino": "OpenVINO on the CPU (runs QDQ ONNX in INT8)",
+    "tensorrt": "a TensorRT .engine/.plan (build one with 'make engine'; needs TensorRT and a GPU)",
+}
 
 
 def default_backend() -> str:
@@ -68,4 +78,4 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
     raise ToolchainError(f"unknown backend '{backend}'; expected one of {list(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Runner", "create_runner"]
+__all__ = ["BACKENDS", "BACKEND_HELP", "Runner", "create_runner", "default_backend"]

@@ -109,3 +109,98 @@ def test_real_dataset_loads(road_signs):
     split = load_split(load_data_yaml(road_signs), "val")
     assert len(split.images) == 140 and not split.skipped
     assert sum(len(r.classes) for r in split.images) == 199
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("names: {0: a, '1': b}", r"'names' keys must be integer class ids, got '1' \(str\)"),
+        ("names: {0: a, 2: b}", r"keys must be 0\.\.1 without gaps"),
+        ("names: [a, [b]]", r"'names' holds \['b'\]"),
+        ("names: [a, null]", "'names' holds None"),
+        ("names: []", "'names' must be a non-empty list"),
+        ("path: 123\nnames: [a]", r"'path' must be a folder path \(a string\), got 123"),
+        ("path: [x]\nnames: [a]", "'path' must be a folder path"),
+    ],
+)
+def test_bad_names_and_path_keys_are_one_line(tmp_path, yaml_text, message):
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    (tmp_path / "data.yaml").write_text(f"train: images/val\nval: images/val\n{yaml_text}\n")
+    with pytest.raises(ToolchainError, match=message):
+        load_data_yaml(tmp_path / "data.yaml")
+
+
+@pytest.mark.parametrize(
+    ("split_value", "message"),
+    [
+        ("images/val/a.jpg", r"'val' points to the file .*a\.jpg; expected a folder of images or a \.txt"),
+        ("{x: 1}", r"'val' must be a folder or a \.txt list"),
+        ("[images/val, 7]", r"'val' must be a folder .* got 7"),
+    ],
+)
+def test_split_must_be_a_folder_or_a_list_file(tmp_path, split_value, message):
+    _write_dataset(tmp_path, {"a": ""})
+    (tmp_path / "data.yaml").write_text(f"train: images/val\nval: {split_value}\nnames: [a]\n")
+    with pytest.raises(ToolchainError, match=message):
+        load_data_yaml(tmp_path / "data.yaml")
+
+
+def test_non_utf8_files_are_named(tmp_path):
+    yaml_path = _write_dataset(tmp_path, {"a": "0 0.5 0.5 0.1 0.1\n", "b": ""})
+    yaml_path.write_bytes("train: images/val\nval: images/val\nnames: [stra\xdfe]\n".encode("latin-1"))
+    with pytest.raises(ToolchainError, match=r"data\.yaml: data\.yaml is not UTF-8 text"):
+        load_data_yaml(yaml_path)
+    yaml_path.write_text("train: images/val\nval: images/val\nnames: [a]\n")
+    (tmp_path / "labels" / "val" / "a.txt").write_bytes(b"0 0.5 0.5 0.1 0.1 \xff\xfe\n")
+    split = load_split(load_data_yaml(yaml_path), "val")
+    assert split.skipped == ["a.jpg"] and len(split.images) == 1
+    listing = tmp_path / "val.txt"
+    listing.write_bytes(b"images/val/a.jpg\n\xff\n")
+    yaml_path.write_text("train: images/val\nval: val.txt\nnames: [a]\n")
+    with pytest.raises(ToolchainError, match=r"val\.txt: image list is not UTF-8"):
+        load_split(load_data_yaml(yaml_path), "val")
+
+
+@pytest.mark.parametrize("cls", ["nan", "inf", "-inf", "NaN", "1e400"])
+def test_non_finite_class_id_is_a_reason_not_a_crash(cls):
+    values, reason = parse_label_line(f"{cls} 0.5 0.5 0.1 0.1", nc=2)
+    assert values is None and "non-finite" in reason
+
+
+def test_non_finite_coordinate_is_a_reason(tmp_path):
+    values, reason = parse_label_line("0 nan 0.5 0.1 0.1", nc=2)
+    assert values is None and "non-finite" in reason
+
+
+def test_split_with_no_usable_image_is_an_error_naming_split_and_reason(tmp_path):
+    """Every label uses class 1 while data.yaml names one class: before, this scored mAP 0 over 0 images."""
+    yaml_path = _write_dataset(tmp_path, {"a": "1 0.5 0.5 0.1 0.1\n", "b": "1 0.5 0.5 0.2 0.2\n"})
+    yaml_path.write_text("train: images/val\nval: images/val\nnames: [only]\n")
+    with pytest.raises(ToolchainError) as info:
+        load_split(load_data_yaml(yaml_path), "val")
+    message = str(info.value)
+    assert "'val' has no usable image: all 2 were skipped" in message
+    assert "class id 1 out of range" in message and "lists 1 classes" in message
+
+
+def test_truncated_jpeg_in_a_split_is_skipped_with_its_name(tmp_path):
+    import cv2
+
+    yaml_path = _write_dataset(tmp_path, {"a": "", "b": ""})
+    whole = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8))[1].tobytes()
+    (tmp_path / "images" / "val" / "b.jpg").write_bytes(whole[: len(whole) // 2])
+    split = load_split(load_data_yaml(yaml_path), "val")
+    assert split.skipped == ["b.jpg"]
+    with pytest.raises(ToolchainError, match=r"b\.jpg: truncated JPEG"):
+        load_split(load_data_yaml(yaml_path), "val", strict=True)
+
+
+def test_jpeg_with_bytes_after_its_end_marker_is_whole(tmp_path):
+    import cv2
+
+    from deploy.dataset import read_image
+
+    whole = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    (tmp_path / "trailer.jpg").write_bytes(whole + b"camera trailer")
+    image, problem = read_image(tmp_path / "trailer.jpg")
+    assert problem is None and image.shape == (8, 8, 3)

@@ -119,7 +119,7 @@ def test_dangling_q(tmp_path):
     s, z = b.const(np.array(0.1, np.float32)), b.const(np.array(0, np.int8))
     q = b.node("QuantizeLinear", ["x", s, z])
     out = b.node("Cast", [q], to=TensorProto.FLOAT)
-    assert _rules(b.save(tmp_path / "m.onnx", out)) == ["dangling"]
+    assert _rules(b.save(tmp_path / "m.onnx", out)) == ["dangling", "float"]  # and no conv is quantized
 
 
 def test_missing_and_corrupt_files(tmp_path):
@@ -128,4 +128,34 @@ def test_missing_and_corrupt_files(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
     with pytest.raises(ToolchainError, match="not a readable ONNX"):
         check_qdq(tmp_path / "bad.onnx")
-    assert main([str(tmp_path / "none.onnx")]) == 2
+    assert main([str(tmp_path / "none.onnx")]) == 1
+
+
+def _float_model(path) -> str:
+    b = _Builder()
+    y = b.node("Conv", ["x", b.const(np.ones((4, 4, 1, 1), np.float32))])
+    return b.save(path, b.node("Relu", [y]))
+
+
+def test_a_float_model_fails_unless_allowed(tmp_path, capsys):
+    """Before: '0/1 convs quantized ... OK', exit 0, for any FP32 ONNX."""
+    path = _float_model(tmp_path / "fp32.onnx")
+    report = check_qdq(path)
+    assert not report.ok and [v.rule for v in report.violations] == ["float"]
+    assert main([path]) == 1
+    out = capsys.readouterr().out
+    assert "0/1 convs quantized" in out and "--allow-float" in out and "OK" not in out
+    assert check_qdq(path, allow_float=True).ok
+    assert main([path, "--allow-float"]) == 0
+
+
+def test_json_report_path_is_checked_before_the_check(tmp_path, capsys):
+    path = _float_model(tmp_path / "fp32.onnx")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main([path, "--allow-float", "--json", str(blocker / "r.json")]) == 1
+    captured = capsys.readouterr()
+    assert "--json" in captured.err and str(blocker) in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""  # refused before any model was checked
+    assert main([path, "--allow-float", "--json", str(tmp_path / "r.json")]) == 0
+    assert '"rule"' not in (tmp_path / "r.json").read_text() and '"convs": 1' in (tmp_path / "r.json").read_text()
