@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +15,19 @@ from deploy.runtime.base import Runner
 
 logger = logging.getLogger(__name__)
 PRECISIONS = ("f32", "bf16", "f16")
+HINTS = ("LATENCY", "THROUGHPUT")
 
 
 def separate_concat_from_fake_quantize(model) -> int:
     """Put a no-op ``Maximum(x, x)`` between each Concat and the FakeQuantize that reads it.
 
-    OpenVINO's CPU plugin (seen on 2024.6, 2025.4 and 2026.4) computes a wrong INT8 convolution for
-    ``Concat -> FakeQuantize -> Convolution``: about 20% relative error on a two-input graph that ONNX
-    Runtime and numpy agree on (tests/deploy/runtime/test_openvino.py), while the same graph without
-    the Concat, or with any op between Concat and FakeQuantize, is exact. YOLOv8 has that pattern in
-    every C2f, SPPF and neck concat. The no-op keeps the convolution in u8. Returns how many were patched.
+    OpenVINO's CPU plugin (seen on 2024.6, 2025.4 and 2026.4.0) computed a wrong INT8 convolution for
+    ``Concat -> FakeQuantize -> Convolution`` (about 20% relative error on the two-input graph of
+    tests/deploy/runtime/test_openvino.py; a QAT export scored 0.6290 mAP where ONNX Runtime gave
+    0.6629), while the same graph with any op between Concat and FakeQuantize was exact. 2026.4.1
+    computes that graph and our PTQ export right unpatched. YOLOv8 has the pattern in every C2f, SPPF
+    and neck concat. The no-op costs an elementwise pass and keeps the Concat in float. Returns how
+    many were patched.
     """
     import openvino.opset13 as ops
 
@@ -37,6 +42,47 @@ def separate_concat_from_fake_quantize(model) -> int:
     return patched
 
 
+def quantize_concat_inputs(model) -> int:
+    """Replace ``Concat -> FakeQuantize`` by a FakeQuantize on each Concat input, with the same ranges.
+
+    The same arithmetic (a per-tensor FakeQuantize is elementwise, so it commutes with Concat), in the
+    form OpenVINO's low-precision passes handle best: each producer writes int8, the Concat copies
+    int8, and no FakeQuantize reads a Concat. FakeQuantizes with per-channel ranges are left as they
+    are. Returns how many were rewritten.
+    """
+    import openvino.opset13 as ops
+
+    rewritten = 0
+    for fq in model.get_ordered_ops():
+        if fq.get_type_name() != "FakeQuantize":
+            continue
+        concat = fq.input_value(0).get_node()
+        ranges = [fq.input_value(i) for i in range(1, 5)]
+        if concat.get_type_name() != "Concat" or any(int(np.prod(r.get_shape())) != 1 for r in ranges):
+            continue
+        levels = fq.get_attributes()["levels"]
+        inputs = [ops.fake_quantize(concat.input_value(i), *ranges, levels) for i in range(concat.get_input_size())]
+        fq.output(0).replace(ops.concat(inputs, concat.get_attributes()["axis"]).output(0))
+        rewritten += 1
+    return rewritten
+
+
+CONCAT_WORKAROUNDS = {"maximum": separate_concat_from_fake_quantize, "requantize": quantize_concat_inputs,
+                      "none": lambda model: 0}  # fmt: skip
+"""Ways around the Concat -> FakeQuantize -> Convolution bug: the Maximum no-op, a FakeQuantize on
+each Concat input, or nothing."""
+
+
+@dataclass
+class LayerTime:
+    """One executed node of the compiled model in the last inference (``PERF_COUNT``)."""
+
+    name: str
+    node_type: str
+    exec_type: str
+    ms: float
+
+
 class OpenVINORunner(Runner):
     """Run an ONNX model with OpenVINO on the CPU.
 
@@ -46,6 +92,11 @@ class OpenVINORunner(Runner):
             picks bf16 by itself on CPUs that have it, so the hint is always set.
         threads: Inference threads (``None``: OpenVINO's default).
         device: OpenVINO device name.
+        hint: ``LATENCY`` (one stream: batch-1 latency) or ``THROUGHPUT`` (several streams, for
+            ``time_async`` with many requests in flight).
+        concat_workaround: A key of ``CONCAT_WORKAROUNDS``.
+        perf_count: Collect per-layer times (``layer_times``); slows inference a little.
+        config: More OpenVINO properties (e.g. ``{"ENABLE_CPU_PINNING": False}``), set last.
 
     Example:
         >>> with OpenVINORunner("model.int8.onnx", precision="f32", threads=2) as runner:
@@ -54,7 +105,11 @@ class OpenVINORunner(Runner):
 
     name = "openvino"
 
-    def __init__(self, path: str | Path, precision: str = "f32", threads: int | None = None, device: str = "CPU"):
+    def __init__(
+        self, path: str | Path, precision: str = "f32", threads: int | None = None, device: str = "CPU",
+        hint: str = "LATENCY", concat_workaround: str = "maximum", perf_count: bool = False,
+        config: dict | None = None,
+    ):  # fmt: skip
         try:
             import openvino as ov
         except ImportError as exc:
@@ -64,22 +119,26 @@ class OpenVINORunner(Runner):
         path = Path(path)
         if not path.is_file():
             raise ToolchainError(f"{path}: model not found")
-        if precision not in PRECISIONS:
-            raise ToolchainError(f"openvino: precision must be one of {list(PRECISIONS)}, got '{precision}'")
-        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        for label, value, allowed in (("precision", precision, PRECISIONS), ("hint", hint, HINTS),
+                                      ("concat_workaround", concat_workaround, tuple(CONCAT_WORKAROUNDS))):  # fmt: skip
+            if value not in allowed:
+                raise ToolchainError(f"openvino: {label} must be one of {list(allowed)}, got '{value}'")
+        properties = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": hint, "PERF_COUNT": perf_count}
         if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
+            properties["INFERENCE_NUM_THREADS"] = threads
+        properties.update(config or {})
         try:
             core = ov.Core()
             model = core.read_model(str(path))
-            self.patched = separate_concat_from_fake_quantize(model)
-            self._compiled = core.compile_model(model, device, config)
+            self.patched = CONCAT_WORKAROUNDS[concat_workaround](model)
+            self._compiled = core.compile_model(model, device, properties)
         except RuntimeError as exc:
             raise ToolchainError(f"{path}: OpenVINO cannot compile it ({exc})") from exc
         self._request = self._compiled.create_infer_request()
         self._shape = tuple(self._compiled.inputs[0].get_partial_shape())
         self.name = f"openvino-{precision}"
         self.path = path
+        self._perf_count = perf_count
 
     @property
     def input_shape(self) -> tuple[int | None, int, int, int]:
@@ -88,6 +147,34 @@ class OpenVINORunner(Runner):
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         self._request.infer({0: batch})
         return [self._request.get_output_tensor(i).data.copy() for i in range(len(self._compiled.outputs))]
+
+    @property
+    def streams(self) -> int:
+        """Streams the compiled model runs in parallel (1 with the LATENCY hint)."""
+        return int(self._compiled.get_property("NUM_STREAMS"))
+
+    @property
+    def requests(self) -> int:
+        """Infer requests that keep every stream busy (``OPTIMAL_NUMBER_OF_INFER_REQUESTS``)."""
+        return int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+
+    def time_async(self, batch: np.ndarray, count: int) -> float:
+        """Seconds to run ``batch`` ``count`` times with ``requests`` requests in flight (for throughput)."""
+        import openvino as ov
+
+        queue = ov.AsyncInferQueue(self._compiled, self.requests)
+        start = time.perf_counter()
+        for _ in range(count):
+            queue.start_async({0: batch})
+        queue.wait_all()
+        return time.perf_counter() - start
+
+    def layer_times(self) -> list[LayerTime]:
+        """Per-node times of the last inference (needs ``perf_count=True``); fused nodes are not listed."""
+        if not self._perf_count:
+            raise ToolchainError(f"{self.path}: no per-layer counters; open the runner with perf_count=True")
+        return [LayerTime(p.node_name, p.node_type, p.exec_type, p.real_time.total_seconds() * 1e3)
+                for p in self._request.profiling_info if p.status == p.Status.EXECUTED]  # fmt: skip
 
     def conv_precisions(self) -> Counter:
         """How many convolutions run in each precision (``u8``, ``i8``, ``f32``, ``bf16``...)."""

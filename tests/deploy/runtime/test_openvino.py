@@ -14,13 +14,14 @@ pytest.importorskip("openvino")
 from deploy.runtime.openvino import OpenVINORunner  # noqa: E402
 
 
-def _concat_qdq_conv(path, inputs: int = 2) -> str:
-    """x0..xn -> Concat -> Q/DQ -> Conv(int8 weights per channel): OpenVINO got this wrong unpatched."""
+def _concat_qdq_conv(path, inputs: int = 2, zero_point: np.generic | None = None) -> str:
+    """x0..xn -> Concat -> Q/DQ -> Conv(int8 weights per channel): OpenVINO got this wrong unpatched
+    on QAT exports (2024.6-2026.4); 2026.4.1 computes this small graph right either way."""
     rng = np.random.default_rng(0)
     cin = 16 * inputs
     inits = [
         numpy_helper.from_array(np.array(0.05, np.float32), "s"),
-        numpy_helper.from_array(np.array(0, np.int8), "z"),
+        numpy_helper.from_array(np.array(np.int8(0) if zero_point is None else zero_point), "z"),
         numpy_helper.from_array(rng.integers(-127, 128, (8, cin, 1, 1)).astype(np.int8), "w"),
         numpy_helper.from_array(np.full(8, 0.01, np.float32), "ws"),
         numpy_helper.from_array(np.zeros(8, np.int8), "wz"),
@@ -47,21 +48,60 @@ def _concat_qdq_conv(path, inputs: int = 2) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("inputs", [2, 3])
-def test_int8_after_concat_matches_onnxruntime(tmp_path, inputs):
-    path = _concat_qdq_conv(tmp_path / "m.onnx", inputs)
+@pytest.mark.parametrize("workaround", ["maximum", "requantize", "none"])
+@pytest.mark.parametrize("inputs, zero_point", [(2, np.int8(0)), (3, np.int8(0)), (2, np.uint8(128))])
+def test_int8_after_concat_matches_onnxruntime(tmp_path, inputs, zero_point, workaround):
+    path = _concat_qdq_conv(tmp_path / "m.onnx", inputs, zero_point)
     x = np.random.default_rng(1).uniform(-0.6, 3.0, (1, 16 * inputs, 8, 8)).astype(np.float32)
-    with OpenVINORunner(path, threads=1) as ov_runner, OnnxRuntimeRunner(path) as ort_runner:
-        ours, ref = ov_runner.infer(x)[0], ort_runner.infer(x)[0]
-        assert ov_runner.patched == 1
-        assert ov_runner.conv_precisions()["u8"] == 1  # still an INT8 convolution
+    with OpenVINORunner(path, threads=1, concat_workaround=workaround) as ov_runner, OnnxRuntimeRunner(path) as ort:
+        ours, ref = ov_runner.infer(x)[0], ort.infer(x)[0]
+        assert ov_runner.patched == (0 if workaround == "none" else 1)
+        precisions = ov_runner.conv_precisions()
+        assert precisions["u8"] + precisions["i8"] == 1  # still an INT8 convolution
     assert np.linalg.norm(ours - ref) / np.linalg.norm(ref) < 1e-5
+
+
+def test_requantize_moves_the_fake_quantize_onto_every_concat_input(tmp_path):
+    import openvino as ov
+
+    from deploy.runtime.openvino import quantize_concat_inputs
+
+    model = ov.Core().read_model(_concat_qdq_conv(tmp_path / "m.onnx", 3))
+    assert quantize_concat_inputs(model) == 1
+    model.validate_nodes_and_infer_types()
+    concats = [op for op in model.get_ordered_ops() if op.get_type_name() == "Concat"]
+    live = [
+        c for c in concats if any(t.get_node().get_type_name() != "Result" for t in c.output(0).get_target_inputs())
+    ]
+    fed = [c for c in live if all(c.input_value(i).get_node().get_type_name() == "FakeQuantize" for i in range(3))]
+    assert len(fed) == 1
+    consumers = [t.get_node().get_type_name() for t in fed[0].output(0).get_target_inputs()]
+    assert "FakeQuantize" not in consumers
+
+
+def test_layer_times_throughput_hint_and_async_runs(tmp_path):
+    path = _concat_qdq_conv(tmp_path / "m.onnx")
+    x = np.zeros((1, 32, 8, 8), np.float32)
+    with OpenVINORunner(path, threads=1, perf_count=True) as runner:
+        runner.infer(x)
+        layers = runner.layer_times()
+        assert "Convolution" in {layer.node_type for layer in layers}
+        assert all(layer.ms >= 0 for layer in layers) and runner.streams == 1
+    with OpenVINORunner(path, threads=2, hint="THROUGHPUT") as runner:
+        assert runner.requests >= runner.streams >= 1
+        assert runner.time_async(x, 8) > 0
+        with pytest.raises(ToolchainError, match="perf_count=True"):
+            runner.layer_times()
 
 
 def test_precision_hint_and_missing_file(tmp_path):
     path = _concat_qdq_conv(tmp_path / "m.onnx")
     with pytest.raises(ToolchainError, match="precision must be one of"):
         OpenVINORunner(path, precision="int4")
+    with pytest.raises(ToolchainError, match="hint must be one of"):
+        OpenVINORunner(path, hint="FAST")
+    with pytest.raises(ToolchainError, match="concat_workaround must be one of"):
+        OpenVINORunner(path, concat_workaround="skip")
     with pytest.raises(ToolchainError, match="not found"):
         OpenVINORunner(tmp_path / "none.onnx")
     with OpenVINORunner(path, precision="bf16") as runner:
