@@ -1,4 +1,8 @@
-"""TensorRT engines from ONNX: FP32, FP16, INT8 (explicit from Q/DQ, or calibrated), with a sidecar.
+"""TensorRT engines from ONNX: FP32, FP16, INT8 (from Q/DQ, or calibrated), with a sidecar.
+
+The precision comes from the ONNX as much as from the request (deploy/engine/precision.py): INT8 from
+a QDQ ONNX is built strongly typed on TensorRT 10 and later, TensorRT 11 builds only strongly typed
+networks, and the sidecar records the precision the engine really has.
 
 Example:
     $ python -m deploy.engine.build runs/qat/demo/qat.int8.onnx --precision int8
@@ -11,12 +15,14 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from deploy.engine.config import EngineConfig, check_int8_source, engine_path, file_sha256, profile_shapes
+from deploy.engine.config import PRECISIONS, EngineConfig, engine_path, file_sha256, profile_shapes
+from deploy.engine.cuda import open_cuda
 from deploy.engine.inspect import layer_report
-from deploy.engine.trt import import_tensorrt, is_trt10, parse_version
+from deploy.engine.precision import BuildPlan, OnnxTypes, plan_build
+from deploy.engine.trt import TrtFeatures, checked, import_tensorrt
 from deploy.errors import ToolchainError, report_errors
 from deploy.fileio import atomic_path
 from deploy.metadata import ModelMetadata, sidecar_path
@@ -24,39 +30,36 @@ from deploy.metadata import ModelMetadata, sidecar_path
 logger = logging.getLogger(__name__)
 
 
-def _network_flags_trt8(trt) -> int:
-    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+@dataclass
+class _Built:
+    engine: bytes
+    timing_cache: bytes | None
+    input_name: str
+    input_shape: list[int]
+    shapes: tuple | None  # the optimization profile (min, opt, max) of a dynamic batch
 
 
-def _network_flags_trt10(trt, cfg: EngineConfig) -> int:
-    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if cfg.strongly_typed else 0
+def _network_flags(trt, plan: BuildPlan, features: TrtFeatures) -> int:
+    flags = 0
+    if features.explicit_batch_flag:  # 8.x; implicit (and deprecated) from 10, gone in 11
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if plan.strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return flags
 
 
-def _parse(trt, builder, onnx: Path, cfg: EngineConfig, trt10: bool):
-    flags = _network_flags_trt10(trt, cfg) if trt10 else _network_flags_trt8(trt)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, trt.Logger(trt.Logger.WARNING))
-    if not parser.parse(onnx.read_bytes()):
+def _parse(parser, onnx: Path) -> None:
+    if not parser.parse(onnx.read_bytes(), str(onnx)):  # the path lets the parser find external weights
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ToolchainError(f"{onnx}: TensorRT's ONNX parser failed: {errors}")
-    return network, parser
 
 
-def _set_precision(trt, config, cfg: EngineConfig, strongly_typed: bool) -> None:
-    if strongly_typed:
-        return  # precisions come from the network itself; builder precision flags are not allowed
-    if cfg.precision == "fp16" or (cfg.precision == "int8" and cfg.fp16_fallback):
+def _set_precision_flags(trt, config, plan: BuildPlan) -> None:
+    """Weakly typed builds only: a strongly typed network takes its precisions from the ONNX (11.x has no flags)."""
+    if "FP16" in plan.flags:
         config.set_flag(trt.BuilderFlag.FP16)
-    if cfg.precision == "int8":
+    if "INT8" in plan.flags:
         config.set_flag(trt.BuilderFlag.INT8)
-
-
-def _set_calibrator(trt, config, network, cfg: EngineConfig) -> None:
-    from deploy.engine.calibrator import ImageBatcher, entropy_calibrator
-
-    shape = tuple(max(1, d) for d in network.get_input(0).shape)
-    batcher = ImageBatcher(cfg.calib_images, (cfg.opt_batch, *shape[1:]), cfg.calib_batches)
-    config.int8_calibrator = entropy_calibrator(batcher, cfg.calib_cache)
 
 
 def _set_dla(trt, builder, config, cfg: EngineConfig) -> None:
@@ -69,126 +72,182 @@ def _set_dla(trt, builder, config, cfg: EngineConfig) -> None:
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
 
 
+def _calibrator(trt, config, cfg: EngineConfig, input_shape: tuple, gpu):
+    from deploy.engine.calibrator import ImageBatcher, entropy_calibrator
+
+    shape = tuple(max(1, d) for d in input_shape)
+    batcher = ImageBatcher(cfg.calib_images, (cfg.opt_batch, *shape[1:]), cfg.calib_batches)
+    calibrator = entropy_calibrator(trt, batcher, cfg.calib_cache, gpu)
+    config.int8_calibrator = calibrator
+    return calibrator
+
+
 def _timing_cache(config, cfg: EngineConfig):
-    data = Path(cfg.timing_cache).read_bytes() if cfg.timing_cache and Path(cfg.timing_cache).is_file() else b""
-    timing_cache = config.create_timing_cache(data)
-    config.set_timing_cache(timing_cache, False)
-    return timing_cache
+    if not cfg.timing_cache:
+        return None
+    path = Path(cfg.timing_cache)
+    data = path.read_bytes() if path.is_file() else b""
+    cache = checked(config.create_timing_cache(data), f"{path}: TensorRT cannot read this timing cache; delete it")
+    checked(
+        config.set_timing_cache(cache, False),
+        f"{path}: TensorRT rejected this timing cache (made by another TensorRT or GPU?); delete it to start anew",
+    )
+    return cache
 
 
-def _build_config(trt, builder, network, cfg: EngineConfig, int8_source: str, trt10: bool):
-    config = builder.create_builder_config()
+def _configure(trt, builder, config, cfg: EngineConfig, plan: BuildPlan, input_, gpu):
+    """Workspace, verbosity, precision flags, profile, DLA, calibrator (returned, to close after the build)."""
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(cfg.workspace_gib * (1 << 30)))
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    _set_precision(trt, config, cfg, trt10 and cfg.strongly_typed)
-    if int8_source == "calibration":
-        _set_calibrator(trt, config, network, cfg)
-    shapes = profile_shapes(tuple(network.get_input(0).shape), cfg)
+    _set_precision_flags(trt, config, plan)
+    shapes = profile_shapes(tuple(input_.shape), cfg)
     if shapes is not None:
         profile = builder.create_optimization_profile()
-        profile.set_shape(network.get_input(0).name, *shapes)
-        config.add_optimization_profile(profile)
+        profile.set_shape(input_.name, *shapes)
+        checked(config.add_optimization_profile(profile), f"engine: TensorRT refused the optimization profile {shapes}")
     _set_dla(trt, builder, config, cfg)
-    return config, shapes
+    return _calibrator(trt, config, cfg, tuple(input_.shape), gpu) if plan.int8_source == "calibration" else None
 
 
-def device_description() -> tuple[str, str]:
-    """(GPU name, compute capability ``"8.7"``) of CUDA device 0, through pycuda."""
-    from deploy.engine.trt import import_pycuda
+def _build(trt, onnx: Path, cfg: EngineConfig, plan: BuildPlan, features: TrtFeatures, gpu) -> _Built:
+    """Parse and build; every TensorRT object is made and dropped here, in the caller's CUDA context."""
+    trt_logger = trt.Logger(trt.Logger.WARNING)
+    builder = checked(trt.Builder(trt_logger), f"TensorRT {trt.__version__} cannot create a builder (no usable GPU?)")
+    network = checked(builder.create_network(_network_flags(trt, plan, features)), "TensorRT: create_network failed")
+    parser = checked(trt.OnnxParser(network, trt_logger), "TensorRT: cannot create the ONNX parser")
+    _parse(parser, onnx)
+    config = checked(builder.create_builder_config(), "TensorRT: create_builder_config failed")
+    input_ = network.get_input(0)
+    calibrator = _configure(trt, builder, config, cfg, plan, input_, gpu)
+    timing_cache = _timing_cache(config, cfg)
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if calibrator is not None:
+            calibrator.close()
+    checked(serialized, f"{onnx}: TensorRT failed to build the engine; see its log above")
+    return _Built(
+        engine=bytes(serialized), timing_cache=bytes(timing_cache.serialize()) if timing_cache is not None else None,
+        input_name=input_.name, input_shape=list(input_.shape), shapes=profile_shapes(tuple(input_.shape), cfg),
+    )  # fmt: skip
 
-    cuda = import_pycuda()
-    device = cuda.Device(0)
-    major, minor = device.compute_capability()
-    return device.name(), f"{major}.{minor}"
+
+def _inspect(trt, path: Path, built: _Built) -> dict:
+    """The layer report; with a dynamic batch, of a context at the profile's opt shape (formats need shapes)."""
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = checked(runtime.deserialize_cuda_engine(path.read_bytes()), f"{path}: TensorRT cannot load its engine")
+    inspector = checked(engine.create_engine_inspector(), f"{path}: TensorRT has no inspector for this engine")
+    if built.shapes is not None:
+        context = checked(engine.create_execution_context(), f"{path}: cannot create an execution context")
+        opt = built.shapes[1]
+        checked(context.set_input_shape(built.input_name, opt), f"{path}: TensorRT refused the opt shape {opt}")
+        inspector.execution_context = context
+    report = layer_report(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+    return {**report.to_dict(), "summary": report.summary()}
+
+
+def device_description(cuda: str = "pycuda") -> tuple[str, str]:
+    """(GPU name, compute capability ``"8.7"``) of CUDA device 0."""
+    gpu = open_cuda(cuda)
+    try:
+        return gpu.device_name(), gpu.capability()
+    finally:
+        gpu.close()
 
 
 def engine_from_onnx(onnx: str | Path, cfg: EngineConfig, out: str | Path | None = None) -> Path:
     """Build, serialize and describe an engine; returns its path (``model.<precision>.engine``).
 
     Raises:
-        ToolchainError: The ONNX is missing or does not parse, INT8 has no source, TensorRT or a GPU is missing.
+        ToolchainError: The ONNX is missing or does not parse; its types cannot make the requested
+            precision on this TensorRT; INT8 has no source; TensorRT or a GPU is missing.
     """
     onnx = Path(onnx)
     if not onnx.is_file():
         raise ToolchainError(f"{onnx}: ONNX not found; write one with 'make qat' or 'make ptq', or pass its path")
-    int8_source = check_int8_source(onnx, cfg)
+    types = OnnxTypes.read(onnx)
     trt = import_tensorrt()
-    version = parse_version(trt.__version__)
-    if cfg.strongly_typed and not is_trt10(version):
-        raise ToolchainError(f"engine: strongly typed networks need TensorRT 10 or later, this is {trt.__version__}")
-    out = Path(out) if out else engine_path(onnx, cfg.precision)
+    features = TrtFeatures.of(trt)
+    plan = plan_build(onnx, cfg, types, features)
+    out = Path(out) if out else engine_path(onnx, plan.precision)
     start = time.perf_counter()
-    logger.info(
-        "Building %s engine from %s with TensorRT %s (INT8 from %s)", cfg.precision, onnx, trt.__version__, int8_source
-    )
-    builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
-    network, _parser = _parse(trt, builder, onnx, cfg, is_trt10(version))
-    config, shapes = _build_config(trt, builder, network, cfg, int8_source, is_trt10(version))
-    timing_cache = _timing_cache(config, cfg) if cfg.timing_cache else None
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ToolchainError(f"{onnx}: TensorRT failed to build the engine; see its log above")
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(bytes(serialized))
-    if timing_cache is not None:
-        with atomic_path(cfg.timing_cache) as tmp:
-            tmp.write_bytes(bytes(timing_cache.serialize()))
-    report = _inspect(trt, out)
-    _write_sidecar(onnx, out, cfg, trt.__version__, network, shapes, report)
+    logger.info("Building %s engine from %s with TensorRT %s (strongly typed: %s, INT8 from: %s)",
+                plan.precision, onnx, trt.__version__, plan.strongly_typed, plan.int8_source)  # fmt: skip
+    gpu = open_cuda(cfg.cuda)
+    try:
+        with gpu.activate():  # current before trt.Builder exists: TensorRT and the calibrator share it
+            built = _build(trt, onnx, cfg, plan, features, gpu)
+            with atomic_path(out) as tmp:
+                tmp.write_bytes(built.engine)
+            if built.timing_cache is not None:
+                with atomic_path(cfg.timing_cache) as tmp:
+                    tmp.write_bytes(built.timing_cache)
+            report = _inspect(trt, out, built)
+            device = (gpu.device_name(), gpu.capability())
+    finally:
+        gpu.close()
+    _check_report(out, plan, report)
+    _write_sidecar(onnx, out, cfg, plan, types, trt.__version__, built, report, device)
     logger.info("Finished engine building in %.1f s: %s (%s)", time.perf_counter() - start, out, report["summary"])
     return out
 
 
-def _inspect(trt, path: Path) -> dict:
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-    inspector = engine.create_engine_inspector()
-    report = layer_report(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
-    return {**report.to_dict(), "summary": report.summary()}
+def _check_report(out: Path, plan: BuildPlan, report: dict) -> None:
+    expected = {"int8": "INT8", "fp16": "FP16"}.get(plan.precision)
+    if expected and expected not in report["precisions"] and "unknown" not in report["precisions"]:
+        logger.warning("%s: built as %s but the inspector shows no %s layer: %s", out, plan.precision, expected,
+                       report["summary"])  # fmt: skip
 
 
-def _write_sidecar(onnx: Path, out: Path, cfg: EngineConfig, version: str, network, shapes, report: dict) -> None:
+def _write_sidecar(onnx: Path, out: Path, cfg: EngineConfig, plan: BuildPlan, types: OnnxTypes, version: str,
+                   built: _Built, report: dict, device: tuple[str, str]) -> None:  # fmt: skip
     source = ModelMetadata.load(onnx) if sidecar_path(onnx).is_file() else None
-    gpu, capability = device_description()
-    input_shape = list(network.get_input(0).shape)
     meta = ModelMetadata(
-        names=source.names if source else [], imgsz=tuple(input_shape[2:]), stride=source.stride if source else 32,
-        precision=cfg.precision, source=str(onnx), quantization=source.quantization if source else None,
-        extra={"tensorrt": version, "gpu": gpu, "compute_capability": capability, "input_shape": input_shape,
-               "profile": [list(s) for s in shapes] if shapes else None, "onnx_sha256": file_sha256(onnx),
-               "engine": asdict(cfg), "layers": report},
+        names=source.names if source else [], imgsz=tuple(built.input_shape[2:]),
+        stride=source.stride if source else 32, precision=plan.precision, source=str(onnx),
+        quantization=source.quantization if source else None,
+        extra={"tensorrt": version, "gpu": device[0], "compute_capability": device[1],
+               "input_shape": built.input_shape, "profile": [list(s) for s in built.shapes] if built.shapes else None,
+               "onnx_sha256": file_sha256(onnx), "onnx_types": asdict(types), "strongly_typed": plan.strongly_typed,
+               "int8_source": plan.int8_source, "engine": asdict(cfg), "layers": report},
     )  # fmt: skip
     meta.save(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m deploy.engine.build MODEL.onnx --precision int8 [--max-batch 8] [--dla-core 0]``."""
+    """CLI: ``python -m deploy.engine.build MODEL.onnx [--precision int8] [--max-batch 8] [--dla-core 0]``."""
+    d = EngineConfig()  # one home per default: the CLI shows and uses EngineConfig's
     p = argparse.ArgumentParser(prog="build-engine", description=__doc__.split("\n")[0])
     p.add_argument("onnx")
-    p.add_argument("--precision", default="int8", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--precision", default=d.precision, choices=list(PRECISIONS))
     p.add_argument("--out", default=None)
-    p.add_argument("--min-batch", type=int, default=1)
-    p.add_argument("--opt-batch", type=int, default=1)
-    p.add_argument("--max-batch", type=int, default=1)
-    p.add_argument("--workspace-gib", type=float, default=2.0)
+    p.add_argument("--min-batch", type=int, default=d.min_batch)
+    p.add_argument("--opt-batch", type=int, default=d.opt_batch)
+    p.add_argument("--max-batch", type=int, default=d.max_batch)
+    p.add_argument("--workspace-gib", type=float, default=d.workspace_gib)
     p.add_argument("--no-fp16-fallback", action="store_true")
     p.add_argument("--strongly-typed", action="store_true")
-    p.add_argument("--timing-cache", default=None)
-    p.add_argument("--dla-core", type=int, default=None)
-    p.add_argument("--calib-images", default=None)
-    p.add_argument("--calib-batches", type=int, default=32)
-    p.add_argument("--calib-cache", default=None)
+    p.add_argument("--timing-cache", default=d.timing_cache)
+    p.add_argument("--dla-core", type=int, default=d.dla_core)
+    p.add_argument("--calib-images", default=d.calib_images)
+    p.add_argument("--calib-batches", type=int, default=d.calib_batches)
+    p.add_argument("--calib-cache", default=d.calib_cache)
+    p.add_argument("--cuda", default=d.cuda, choices=["pycuda", "cuda-python"])
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return report_errors(_build_from_args, a)
 
 
-def _build_from_args(a: argparse.Namespace) -> None:
-    cfg = EngineConfig(
+def config_from_args(a: argparse.Namespace) -> EngineConfig:
+    """The EngineConfig of parsed CLI arguments."""
+    return EngineConfig(
         a.precision, a.min_batch, a.opt_batch, a.max_batch, a.workspace_gib, not a.no_fp16_fallback,
-        a.strongly_typed, a.timing_cache, a.dla_core, a.calib_images, a.calib_batches, a.calib_cache,
+        a.strongly_typed, a.timing_cache, a.dla_core, a.calib_images, a.calib_batches, a.calib_cache, a.cuda,
     )  # fmt: skip
-    print(engine_from_onnx(a.onnx, cfg, a.out))
+
+
+def _build_from_args(a: argparse.Namespace) -> None:
+    print(engine_from_onnx(a.onnx, config_from_args(a), a.out))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """INT8 calibration for an ONNX without Q/DQ: image batches, and TensorRT's entropy calibrator over them.
 
 ``ImageBatcher`` is plain numpy (tested anywhere); ``entropy_calibrator`` builds the TensorRT class
-lazily, on versions that still have calibrators.
+lazily, on versions that still have calibrators (8.x, 10.x), with its buffers in the build's CUDA context.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from deploy.dataset import IMAGE_SUFFIXES
 from deploy.errors import ToolchainError
+from deploy.fileio import atomic_path
 from deploy.preprocess import preprocess
 
 logger = logging.getLogger(__name__)
@@ -54,26 +55,24 @@ class ImageBatcher:
             yield preprocess(images, (h, w))[0]
 
 
-def entropy_calibrator(batcher: ImageBatcher, cache: str | Path | None):
-    """A ``tensorrt.IInt8EntropyCalibrator2`` feeding ``batcher`` through one device buffer (pycuda).
+def entropy_calibrator(trt, batcher: ImageBatcher, cache: str | Path | None, gpu):
+    """A ``trt.IInt8EntropyCalibrator2`` feeding ``batcher`` through one device buffer of ``gpu``.
 
-    Raises:
-        ToolchainError: This TensorRT has no calibrators (use a QDQ ONNX instead).
+    Args:
+        trt: The tensorrt module (a version with calibrators: 8.x, 10.x; see deploy.engine.precision).
+        batcher: The calibration batches.
+        cache: Calibration cache file, read when present and written after calibration.
+        gpu: The CUDA helper (deploy.engine.cuda) whose context is current while TensorRT calibrates.
+
+    Call ``close()`` on the calibrator after the build to free its buffers.
     """
-    from deploy.engine.trt import import_pycuda, import_tensorrt
-
-    trt = import_tensorrt()
-    if not hasattr(trt, "IInt8EntropyCalibrator2"):
-        raise ToolchainError(
-            f"TensorRT {trt.__version__} has no INT8 calibrators; build INT8 from a QDQ ONNX ('make ptq' or 'make qat')"
-        )
-    cuda = import_pycuda()
 
     class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             super().__init__()
             self.batches = iter(batcher)
-            self.device = cuda.mem_alloc(int(np.prod(batcher.shape)) * 4)
+            self.host = gpu.pinned(int(np.prod(batcher.shape)), np.float32)
+            self.device = gpu.alloc(self.host.nbytes)
             self.cache = Path(cache) if cache else None
             self.done = 0
 
@@ -84,10 +83,12 @@ def entropy_calibrator(batcher: ImageBatcher, cache: str | Path | None):
             batch = next(self.batches, None)
             if batch is None:
                 return None
-            cuda.memcpy_htod(self.device, np.ascontiguousarray(batch))
+            np.copyto(self.host, batch.ravel())
+            gpu.to_device(self.device.ptr, self.host)
+            gpu.synchronize()
             self.done += 1
             logger.info("calibration batch %d/%d", self.done, len(batcher))
-            return [int(self.device)]
+            return [self.device.ptr]
 
         def read_calibration_cache(self):
             if self.cache and self.cache.is_file():
@@ -97,6 +98,10 @@ def entropy_calibrator(batcher: ImageBatcher, cache: str | Path | None):
 
         def write_calibration_cache(self, data) -> None:
             if self.cache:
-                self.cache.write_bytes(bytes(data))
+                with atomic_path(self.cache) as tmp:
+                    tmp.write_bytes(bytes(data))
+
+        def close(self) -> None:
+            self.device.free()
 
     return _EntropyCalibrator()

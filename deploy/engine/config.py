@@ -12,6 +12,7 @@ from pathlib import Path
 from deploy.errors import ToolchainError
 
 PRECISIONS = ("fp32", "fp16", "int8")
+CUDA_LIBRARIES = ("pycuda", "cuda-python")
 
 
 @dataclass(frozen=True)
@@ -19,20 +20,24 @@ class EngineConfig:
     """An engine build.
 
     Attributes:
-        precision: ``fp32``, ``fp16`` or ``int8``. INT8 comes from the Q/DQ nodes of a QDQ ONNX
-            (explicit quantization) or, for a plain ONNX, from an entropy calibrator over ``calib_images``.
+        precision: ``fp32``, ``fp16`` or ``int8`` (the product: the default). INT8 comes from the Q/DQ nodes
+            of a QDQ ONNX (explicit quantization) or, for a plain ONNX on TensorRT 8.x/10.x, from an
+            entropy calibrator over ``calib_images``; FP16 on TensorRT 11 from an ONNX with FP16 types.
         min_batch, opt_batch, max_batch: The optimization profile of a dynamic-batch ONNX.
         workspace_gib: Builder workspace limit.
-        fp16_fallback: With INT8 on a weakly typed network, let the float tail run in FP16.
-        strongly_typed: Build a strongly typed network (TensorRT 9+): precisions come from the ONNX.
+        fp16_fallback: With INT8 on a weakly typed network (8.x, calibration), let the float tail run in FP16.
+        strongly_typed: Build strongly typed also for FP32/FP16 on TensorRT 10 (INT8 from Q/DQ is strongly
+            typed on 10+ anyway, and TensorRT 11 builds nothing else): precisions come from the ONNX.
         timing_cache: File to read and update the builder's timing cache (``None``: off).
         dla_core: Jetson DLA core to build for (GPU fallback on), ``None`` for the GPU.
         calib_images: Folder of images for INT8 calibration of an ONNX without Q/DQ.
         calib_batches: Calibration batches to feed.
         calib_cache: Calibration cache file (reused when present).
+        cuda: CUDA library for the build's context, calibration buffers and device query:
+            ``pycuda`` or ``cuda-python``.
     """
 
-    precision: str = "fp16"
+    precision: str = "int8"
     min_batch: int = 1
     opt_batch: int = 1
     max_batch: int = 1
@@ -44,6 +49,7 @@ class EngineConfig:
     calib_images: str | None = None
     calib_batches: int = 32
     calib_cache: str | None = None
+    cuda: str = "pycuda"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -55,6 +61,8 @@ class EngineConfig:
             )
         if self.workspace_gib <= 0:
             raise ToolchainError(f"engine: workspace_gib must be positive, got {self.workspace_gib}")
+        if self.cuda not in CUDA_LIBRARIES:
+            raise ToolchainError(f"engine: cuda must be one of {list(CUDA_LIBRARIES)}, got '{self.cuda}'")
 
 
 def engine_path(onnx: str | Path, precision: str, out_dir: str | Path | None = None) -> Path:

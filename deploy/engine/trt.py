@@ -1,11 +1,15 @@
-"""Lazy imports of TensorRT and pycuda, and the version guards the engine code branches on.
+"""Lazy imports of TensorRT, pycuda and cuda-python; what the installed TensorRT can do; checked calls.
 
-Code that uses an API of only some versions lives in functions named ``*_trt8`` (TensorRT 8.x
-only) or ``*_trt10`` (10.x only); tests/deploy/engine/test_api_names.py checks every TensorRT and
-pycuda name against the documented API of each version and that rule.
+Versions differ in what exists, not only in what is deprecated: TensorRT 10 dropped the bindings API
+and made EXPLICIT_BATCH implicit; TensorRT 11 dropped the INT8/FP16 builder flags and the calibrators
+(every network is strongly typed). ``TrtFeatures`` reads that from the module itself, and the code
+branches on it. tests/deploy/engine/test_real_api.py runs every path against NVIDIA's real API of
+8.6, 10.0, 10.3, 10.8, 10.13 and 11.4.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from deploy.errors import ToolchainError
 
@@ -25,17 +29,30 @@ def import_tensorrt():
 
 
 def import_pycuda():
-    """``pycuda.driver`` with a CUDA context made current (``pycuda.autoinit``)."""
+    """``pycuda.driver``; no context is made here (deploy/engine/cuda.py owns contexts)."""
     try:
-        import pycuda.autoinit  # noqa: F401  (creates and pushes the context)
         import pycuda.driver as cuda
     except ImportError as exc:
         raise ToolchainError(
-            f"pycuda is not installed: pip install pycuda (needs the CUDA toolkit); {CPU_ALTERNATIVE}"
+            f"pycuda is not installed: pip install pycuda (needs the CUDA toolkit's nvcc on PATH); {CPU_ALTERNATIVE}"
         ) from exc
-    except Exception as exc:  # pycuda raises its own errors when no GPU or driver is present
-        raise ToolchainError(f"no usable CUDA device ({exc}); {CPU_ALTERNATIVE}") from exc
     return cuda
+
+
+def import_cuda_python():
+    """``(runtime, driver)`` modules of cuda-python: ``cuda.bindings`` (11.8.7+, 12.6+), else ``cuda`` (older)."""
+    try:
+        from cuda.bindings import driver, runtime
+    except ImportError:
+        try:
+            from cuda import cuda as driver
+            from cuda import cudart as runtime
+        except ImportError as exc:
+            raise ToolchainError(
+                "cuda-python is not installed: pip install 'cuda-python>=12,<13' (the CUDA 12 of JetPack 6 and "
+                f"NGC 24.x); {CPU_ALTERNATIVE}"
+            ) from exc
+    return runtime, driver
 
 
 def parse_version(version: str) -> tuple[int, int]:
@@ -47,11 +64,46 @@ def parse_version(version: str) -> tuple[int, int]:
         raise ToolchainError(f"cannot parse the TensorRT version '{version}'") from exc
 
 
-def uses_bindings_api(version: tuple[int, int]) -> bool:
-    """TensorRT 8.5 runs through the bindings API (execute_async_v2); 8.6 and later by tensor name (v3)."""
-    return version < (8, 6)
+@dataclass(frozen=True)
+class TrtFeatures:
+    """What this TensorRT offers, read from the module.
+
+    Attributes:
+        version: ``trt.__version__``.
+        explicit_batch_flag: Networks must be created with EXPLICIT_BATCH (8.x; implicit from 10).
+        strongly_typed: ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` exists (9+).
+        precision_flags: ``BuilderFlag.INT8``/``FP16`` exist (up to 10.x; 11 is strongly typed only).
+        calibrators: ``IInt8EntropyCalibrator2`` exists (up to 10.x).
+        bindings_api: Run through the bindings API (``execute_async_v2``): 8.5 and older.
+    """
+
+    version: str
+    explicit_batch_flag: bool
+    strongly_typed: bool
+    precision_flags: bool
+    calibrators: bool
+    bindings_api: bool
+
+    @classmethod
+    def of(cls, trt) -> TrtFeatures:
+        version = parse_version(trt.__version__)
+        return cls(
+            version=trt.__version__,
+            explicit_batch_flag=version < (10, 0),
+            strongly_typed=hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"),
+            precision_flags=hasattr(trt.BuilderFlag, "INT8") and hasattr(trt.BuilderFlag, "FP16"),
+            calibrators=hasattr(trt, "IInt8EntropyCalibrator2"),
+            bindings_api=version < (8, 6),
+        )
+
+    @property
+    def strongly_typed_only(self) -> bool:
+        """Precision comes only from the network's types (TensorRT 11)."""
+        return self.strongly_typed and not self.precision_flags
 
 
-def is_trt10(version: tuple[int, int]) -> bool:
-    """TensorRT 10 and later: no bindings API, no EXPLICIT_BATCH flag, strongly typed networks available."""
-    return version >= (10, 0)
+def checked(result, message: str):
+    """``result`` of a TensorRT call that reports failure as ``None``/``False``/``-1``; else ToolchainError."""
+    if result is None or result is False or (isinstance(result, int) and not isinstance(result, bool) and result < 0):
+        raise ToolchainError(message)
+    return result

@@ -1,6 +1,11 @@
 """TensorRT backend: pinned host buffers, one CUDA stream, async copies; name-based tensors
-(``execute_async_v3``) on TensorRT 8.6 and 10.x, the bindings API (``execute_async_v2``) on 8.5.
+(``execute_async_v3``) on TensorRT 8.6 and later, the bindings API (``execute_async_v2``) on 8.5.
 CUDA through pycuda or cuda-python; with cuda-python an optional CUDA graph replays the inference.
+
+Every public method runs with the device's primary context pushed (deploy/engine/cuda.py), so the
+runner can be made on one thread, run on the pipeline's worker thread and closed on another. Every
+TensorRT call that reports failure is checked, and a batch outside the engine's optimization profile
+is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import numpy as np
 
 from deploy.engine.config import check_engine_compatible
 from deploy.engine.cuda import open_cuda
-from deploy.engine.trt import import_tensorrt, parse_version, uses_bindings_api
+from deploy.engine.trt import TrtFeatures, checked, import_tensorrt
 from deploy.errors import ToolchainError
 from deploy.metadata import ModelMetadata, sidecar_path
 from deploy.runtime.base import Runner
 
 logger = logging.getLogger(__name__)
+AXES = ("batch", "channels", "height", "width")
 
 
 class _Buffer:
@@ -25,6 +31,12 @@ class _Buffer:
         self.name, self.shape, self.is_input = name, shape, is_input
         self.host = gpu.pinned(int(np.prod(shape)), dtype)
         self.device = gpu.alloc(self.host.nbytes)
+
+
+def profile_text(low: tuple[int, ...], high: tuple[int, ...]) -> str:
+    """``(1,3,64,64), (8,3,64,64)`` -> ``"batch 1-8, channels 3, height 64, width 64"``."""
+    axes = AXES if len(low) == len(AXES) else [f"axis {i}" for i in range(len(low))]
+    return ", ".join(f"{a} {lo}" if lo == hi else f"{a} {lo}-{hi}" for a, lo, hi in zip(axes, low, high))
 
 
 class TensorRTRunner(Runner):
@@ -46,25 +58,33 @@ class TensorRTRunner(Runner):
         path = Path(path)
         if not path.is_file():
             raise ToolchainError(f"{path}: engine not found; build one with 'make engine'")
+        self.path, self.buffers, self.gpu = path, [], None
         trt = import_tensorrt()
         self.gpu = open_cuda(cuda)
         if cuda_graph and not self.gpu.graphs:
+            self.close()
             raise ToolchainError(f"CUDA graphs need cuda-python (--cuda cuda-python); {cuda} has no graph API here")
         self.use_graph, self._graph_batch = cuda_graph, None
-        self.version = parse_version(trt.__version__)
+        try:
+            with self.gpu.activate():
+                self._load(trt, path)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, trt, path: Path) -> None:
+        self.trt, self.features = trt, TrtFeatures.of(trt)
         self._check_sidecar(path, trt.__version__)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        engine = runtime.deserialize_cuda_engine(path.read_bytes())
-        if engine is None:
-            raise ToolchainError(
-                f"{path}: TensorRT {trt.__version__} cannot load this engine: the file is corrupt or truncated, or it "
-                "was built with another TensorRT version or for another GPU; rebuild it on this device"
-            )
-        self.trt, self.runtime, self.engine = trt, runtime, engine
-        self.context = engine.create_execution_context()
-        self.bindings_api = uses_bindings_api(self.version)
-        self.buffers = self._buffers_trt8() if self.bindings_api else self._buffers()
-        self.path = path
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = checked(
+            self.runtime.deserialize_cuda_engine(path.read_bytes()),
+            f"{path}: TensorRT {trt.__version__} cannot load this engine: the file is corrupt or truncated, or it was "
+            "built with another TensorRT version or for another GPU; rebuild it on this device",
+        )
+        self.context = checked(self.engine.create_execution_context(), f"{path}: cannot create an execution context")
+        self.bindings_api = self.features.bindings_api
+        self.profiles: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # input -> (min, max) shape
+        self._buffers_trt8() if self.bindings_api else self._buffers()
 
     def _check_sidecar(self, path: Path, version: str) -> None:
         if not sidecar_path(path).is_file():
@@ -72,53 +92,66 @@ class TensorRTRunner(Runner):
             return
         check_engine_compatible(path, ModelMetadata.load(path).extra, version, self.gpu.capability())
 
-    def _buffers(self) -> list[_Buffer]:
+    def _buffers(self) -> None:
+        """Name-based I/O: inputs at the profile's largest shape first, then outputs at the shapes that gives."""
         engine, trt = self.engine, self.trt
-        buffers = []
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            shape = tuple(engine.get_tensor_shape(name))
-            if is_input and -1 in shape:
-                shape = tuple(engine.get_tensor_profile_shape(name, 0)[2])  # allocate for the profile's max
-                self.context.set_input_shape(name, shape)
-            if not is_input:
-                shape = tuple(self.context.get_tensor_shape(name))
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        shapes = {}
+        for name in inputs:
+            low, _, high = (tuple(s) for s in engine.get_tensor_profile_shape(name, 0))
+            checked(self.context.set_input_shape(name, high), f"{self.path}: TensorRT refused {name} shape {high}")
+            shapes[name] = high
+            self.profiles[name] = (low, high)
+        for name in inputs + [n for n in names if n not in inputs]:
+            shape = shapes.get(name) or tuple(self.context.get_tensor_shape(name))
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            buffers.append(_Buffer(self.gpu, name, shape, dtype, is_input))
-            self.context.set_tensor_address(name, buffers[-1].device.ptr)
-        return buffers
+            self.buffers.append(_Buffer(self.gpu, name, shape, dtype, name in inputs))  # close() frees what exists
+            address = self.buffers[-1].device.ptr
+            checked(self.context.set_tensor_address(name, address), f"{self.path}: TensorRT refused {name}'s address")
 
-    def _buffers_trt8(self) -> list[_Buffer]:
+    def _buffers_trt8(self) -> None:
+        """The bindings API of TensorRT 8.5: binding indices, one optimization profile."""
         engine, trt = self.engine, self.trt
-        buffers = []
-        for i in range(engine.num_bindings):
-            name, is_input = engine.get_binding_name(i), engine.binding_is_input(i)
-            shape = tuple(engine.get_binding_shape(i))
-            if is_input and -1 in shape:
-                shape = tuple(engine.get_profile_shape(0, i)[2])
-                self.context.set_binding_shape(i, shape)
-            if not is_input:
-                shape = tuple(self.context.get_binding_shape(i))
+        count = engine.num_bindings
+        inputs = [i for i in range(count) if engine.binding_is_input(i)]
+        shapes = {}
+        for i in inputs:
+            low, _, high = (tuple(s) for s in engine.get_profile_shape(0, i))
+            checked(self.context.set_binding_shape(i, high), f"{self.path}: TensorRT refused binding {i} shape {high}")
+            shapes[i] = high
+            self.profiles[engine.get_binding_name(i)] = (low, high)
+        for i in range(count):
+            shape = shapes.get(i) or tuple(self.context.get_binding_shape(i))
             dtype = np.dtype(trt.nptype(engine.get_binding_dtype(i)))
-            buffers.append(_Buffer(self.gpu, name, shape, dtype, is_input))
-        return buffers
+            self.buffers.append(_Buffer(self.gpu, engine.get_binding_name(i), shape, dtype, i in inputs))
 
     @property
     def input_shape(self) -> tuple[int | None, int, int, int]:
         first = next(b for b in self.buffers if b.is_input)
         return first.shape  # type: ignore[return-value]
 
+    def _check_batch(self, batch: np.ndarray) -> None:
+        low, high = self.profiles[next(b.name for b in self.buffers if b.is_input)]
+        if batch.ndim != len(low) or any(not lo <= d <= hi for d, lo, hi in zip(batch.shape, low, high)):
+            raise ToolchainError(
+                f"{self.path}: input of shape {tuple(batch.shape)} is outside the engine's profile "
+                f"({profile_text(low, high)}); rebuild the engine for it ('make engine MAX_BATCH=...')"
+            )
+
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        self._check_batch(batch)
+        with self.gpu.activate():
+            return self._infer(batch)
+
+    def _infer(self, batch: np.ndarray) -> list[np.ndarray]:
         inp = next(b for b in self.buffers if b.is_input)
         n = batch.shape[0]
-        if n > inp.shape[0]:
-            raise ToolchainError(f"{self.path}: batch {n} is larger than the engine's maximum {inp.shape[0]}")
         shape = (n, *inp.shape[1:])
         if self.bindings_api:
-            self._set_shape_trt8(shape)
+            checked(self.context.set_binding_shape(0, shape), f"{self.path}: TensorRT refused input shape {shape}")
         else:
-            self.context.set_input_shape(inp.name, shape)
+            checked(self.context.set_input_shape(inp.name, shape), f"{self.path}: TensorRT refused input shape {shape}")
         np.copyto(inp.host[: batch.size], batch.ravel())
         if self.use_graph and not self.bindings_api:
             self._replay(n)
@@ -138,9 +171,10 @@ class TensorRTRunner(Runner):
             if b.is_input:
                 self.gpu.to_device(b.device.ptr, b.host)
         if self.bindings_api:
-            self._execute_trt8()
+            ok = self.context.execute_async_v2([b.device.ptr for b in self.buffers], self.gpu.stream)
         else:
-            self.context.execute_async_v3(self.gpu.stream)
+            ok = self.context.execute_async_v3(self.gpu.stream)
+        checked(ok, f"{self.path}: TensorRT could not enqueue the inference; see its log above")
         for b in self.buffers:
             if not b.is_input:
                 self.gpu.to_host(b.host, b.device.ptr)
@@ -154,17 +188,13 @@ class TensorRTRunner(Runner):
             self._graph_batch = batch
         self.gpu.launch()
 
-    def _set_shape_trt8(self, shape: tuple[int, ...]) -> None:
-        self.context.set_binding_shape(0, shape)
-
-    def _execute_trt8(self) -> None:
-        self.context.execute_async_v2([b.device.ptr for b in self.buffers], self.gpu.stream)
-
     def close(self) -> None:
-        for b in getattr(self, "buffers", []):
-            b.device.free()
-        self.buffers = []
-        self.context = self.engine = self.runtime = None
-        if getattr(self, "gpu", None) is not None:
-            self.gpu.close()
-            self.gpu = None
+        if self.gpu is None:
+            return
+        with self.gpu.activate():  # TensorRT objects and buffers are freed in the context they live in
+            for b in self.buffers:
+                b.device.free()
+            self.buffers = []
+            self.context = self.engine = self.runtime = None
+        self.gpu.close()
+        self.gpu = None

@@ -19,12 +19,22 @@ def test_missing_engine_is_a_clear_error_without_tensorrt(tmp_path):
 @pytest.fixture(scope="module")
 def gpu_stack():
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (NVIDIA container or JetPack only)")
-    pytest.importorskip("pycuda", reason="pycuda is not installed")
+    cuda = pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
     try:
-        import pycuda.autoinit  # noqa: F401
+        cuda.init()
+        cuda.Device(0)
     except Exception as exc:  # no GPU or driver
         pytest.skip(f"no usable CUDA device: {exc}")
     return trt
+
+
+@pytest.fixture(scope="module")
+def float_onnx(gpu_stack, tmp_path_factory, tiny_checkpoint):
+    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.models.yolo import load_model
+
+    out = tmp_path_factory.mktemp("trt") / "tiny.onnx"
+    return onnx_from_model(load_model(tiny_checkpoint), out, ExportConfig(imgsz=64, dynamic_batch=True), precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +54,21 @@ def qdq_onnx(gpu_stack, tmp_path_factory, tiny_checkpoint, tiny_dataset):
 
 @pytest.mark.trt
 @pytest.mark.gpu
-@pytest.mark.parametrize("precision", ["fp16", "int8"])
-def test_build_run_and_match_onnxruntime(tmp_path, qdq_onnx, precision):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_build_run_and_match_onnxruntime(tmp_path, request, precision):
     from deploy.engine.build import engine_from_onnx
     from deploy.engine.config import EngineConfig
     from deploy.metadata import ModelMetadata
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
-    engine = engine_from_onnx(qdq_onnx, EngineConfig(precision=precision, min_batch=1, opt_batch=2, max_batch=4),
+    onnx = request.getfixturevalue("qdq_onnx" if precision == "int8" else "float_onnx")
+    engine = engine_from_onnx(onnx, EngineConfig(precision=precision, min_batch=1, opt_batch=2, max_batch=4),
                               tmp_path / f"m.{precision}.engine")  # fmt: skip
     meta = ModelMetadata.load(engine)
     assert meta.precision == precision and meta.extra["profile"][2][0] == 4
     assert meta.extra["layers"]["layers"] > 0
     batch = np.random.default_rng(0).random((3, 3, 64, 64), dtype=np.float32)
-    with create_runner(engine) as runner, OnnxRuntimeRunner(qdq_onnx) as reference:
+    with create_runner(engine) as runner, OnnxRuntimeRunner(onnx) as reference:
         ours, ref = runner.infer(batch)[0], reference.infer(batch)[0]
     assert ours.shape == ref.shape
     assert np.abs(ours[:, 4:] - ref[:, 4:]).max() < 0.05  # class scores agree to INT8/FP16 accuracy
