@@ -1,7 +1,13 @@
-"""The sidecar JSON that travels with every exported model and engine: the contract between halves."""
+"""The sidecar JSON that travels with every exported model and engine: the contract between halves.
+
+An ONNX also carries its metadata inside (``metadata_props``), in ultralytics' format beside ours, so that
+``yolo val``, ``yolo predict`` and ``YOLO("model.onnx")`` read our files, and our readers read an ONNX that
+ultralytics exported (which has no sidecar).
+"""
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,13 +47,17 @@ class ModelMetadata:
 
     @staticmethod
     def load(model_path: str | Path) -> ModelMetadata:
-        """Read the sidecar of ``model_path``.
+        """Read the sidecar of ``model_path``; for an ONNX without one, the metadata inside it (ours or
+        ultralytics').
 
         Raises:
-            ToolchainError: The sidecar is missing, unreadable or of another schema.
+            ToolchainError: No sidecar and no metadata in the model, or a sidecar unreadable or of another schema.
         """
         path = sidecar_path(model_path)
         if not path.is_file():
+            inside = ModelMetadata.from_onnx(model_path) if str(model_path).endswith(".onnx") else None
+            if inside is not None:
+                return inside
             raise ToolchainError(
                 f"{path}: sidecar not found beside {model_path}; re-export the model with the toolchain"
             )
@@ -60,6 +70,94 @@ class ModelMetadata:
         if meta.version != SCHEMA_VERSION:
             raise ToolchainError(f"{path}: sidecar schema {meta.version}, this toolchain reads {SCHEMA_VERSION}")
         return meta
+
+    @staticmethod
+    def find(model_path: str | Path) -> ModelMetadata | None:
+        """Like ``load``, but ``None`` for a model with neither a sidecar nor metadata inside."""
+        path = Path(model_path)
+        if sidecar_path(path).is_file():
+            return ModelMetadata.load(path)
+        if path.suffix == ".onnx" and path.is_file():
+            return ModelMetadata.from_onnx(path)
+        return None
+
+    @staticmethod
+    def from_onnx(onnx_path: str | Path) -> ModelMetadata | None:
+        """The metadata an ONNX carries in ``metadata_props``: ours or ultralytics' (``None`` without class names).
+
+        Raises:
+            ToolchainError: A ``names`` or ``imgsz`` value that is neither format.
+        """
+        import onnx
+
+        try:
+            model = onnx.load(str(onnx_path), load_external_data=False)
+        except Exception as exc:  # protobuf raises its own DecodeError for a file that is not an ONNX
+            raise ToolchainError(f"{onnx_path}: not a readable ONNX model ({exc})") from exc
+        props = {p.key: p.value for p in model.metadata_props}
+        if "names" not in props:
+            return None
+        producer = props.get("producer") or ("ultralytics" if props.get("author") == "Ultralytics" else "unknown")
+        return ModelMetadata(
+            names=_parse_names(props["names"], onnx_path),
+            imgsz=_parse_imgsz(props.get("imgsz", "640"), onnx_path),
+            stride=_parse_stride(props.get("stride", "32"), onnx_path),
+            precision=props.get("precision", "fp32"),
+            source=str(onnx_path),
+            extra={"from": "onnx metadata", "producer": producer,
+                   **({"ultralytics_version": props.get("version", "?")} if producer == "ultralytics" else {})},
+        )  # fmt: skip
+
+    def onnx_props(self, batch: int = 1) -> dict[str, str]:
+        """``metadata_props`` for an ONNX: ultralytics' keys in the format its exporter writes (``names`` a dict
+        as text, ``imgsz`` a list, ``stride``, ``task``, ``batch``), which its AutoBackend parses with
+        ``int``/``ast.literal_eval``, and ours (``precision``, ``producer``)."""
+        return {
+            "task": "detect",
+            "stride": str(self.stride),
+            "batch": str(batch),
+            "imgsz": str([int(v) for v in self.imgsz]),
+            "names": str(dict(enumerate(self.names))),
+            "channels": "3",
+            "precision": self.precision,
+            "producer": "toolchain",
+        }
+
+
+def _literal(value: str):
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def _parse_names(value: str, where: str | Path) -> list[str]:
+    """``{0: 'stop', 1: 'yield'}`` (ultralytics), ``['stop', 'yield']`` or ``stop,yield`` (older toolchain exports)."""
+    parsed = _literal(value) if value.strip()[:1] in "{[" else value.split(",")
+    if isinstance(parsed, dict) and all(isinstance(k, int) for k in parsed):
+        if sorted(parsed) != list(range(len(parsed))):
+            raise ToolchainError(
+                f"{where}: metadata names has class ids {sorted(parsed)}; expected 0..{len(parsed) - 1}"
+            )
+        return [str(parsed[k]) for k in range(len(parsed))]
+    if isinstance(parsed, list):
+        return [str(n).strip() for n in parsed]
+    raise ToolchainError(f"{where}: metadata names {value[:60]!r} is neither {{id: name}} nor a list of names")
+
+
+def _parse_imgsz(value: str, where: str | Path) -> tuple[int, int]:
+    """``[384, 384]`` (ultralytics), ``384,384`` (older toolchain exports) or ``384``."""
+    parsed = _literal(value)
+    sizes = [parsed] if isinstance(parsed, int) else list(parsed) if isinstance(parsed, (list, tuple)) else []
+    if len(sizes) not in (1, 2) or not all(isinstance(v, int) and v > 0 for v in sizes):
+        raise ToolchainError(f"{where}: metadata imgsz {value!r} is not a size: expected [height, width]")
+    return (sizes[0], sizes[-1])
+
+
+def _parse_stride(value: str, where: str | Path) -> int:
+    if not value.strip().isdigit() or int(value) <= 0:
+        raise ToolchainError(f"{where}: metadata stride {value!r} is not a positive integer")
+    return int(value)
 
 
 def sidecar_path(model_path: str | Path) -> Path:

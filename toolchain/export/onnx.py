@@ -64,19 +64,13 @@ def _simplify(path: Path, keep_qdq: bool = False) -> None:
     onnx.save(simplified, str(path))
 
 
-def _add_metadata(path: Path, meta: ModelMetadata) -> None:
+def _add_metadata(path: Path, meta: ModelMetadata, batch: int = 1) -> None:
+    """Ultralytics' metadata keys in its format (``yolo val``/``YOLO()`` read our ONNX) beside ours."""
     import onnx
 
     model = onnx.load(str(path))
-    props = {
-        "names": ",".join(meta.names),
-        "imgsz": f"{meta.imgsz[0]},{meta.imgsz[1]}",
-        "stride": str(meta.stride),
-        "precision": meta.precision,
-        "producer": "toolchain",
-    }
     del model.metadata_props[:]
-    for key, value in props.items():
+    for key, value in meta.onnx_props(batch).items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(path))
 
@@ -150,7 +144,7 @@ def onnx_from_model(
             quantization=quantization,
             extra={"export": asdict(cfg)},
         )
-        _add_metadata(tmp, meta)
+        _add_metadata(tmp, meta, cfg.batch)
     meta.save(path)
     logger.info("Finished ONNX export in %.1f s (%.1f MB)", time.perf_counter() - start, path.stat().st_size / 1e6)
     return path

@@ -26,7 +26,7 @@ def test_onnx_matches_pytorch_and_carries_metadata(tmp_path, tiny_checkpoint, dy
     meta = ModelMetadata.load(path)
     assert meta.names[0] == "no_entry" and meta.imgsz == (64, 64) and meta.stride == 32
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert props["precision"] == "fp32" and props["imgsz"] == "64,64"
+    assert props["precision"] == "fp32" and props["imgsz"] == "[64, 64]"  # ultralytics' format
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json"]  # nothing half-written
 
 
