@@ -107,7 +107,7 @@ def interrupts_deferred() -> Iterator[None]:
 
 def _os_error_line(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or exc}; check that the folder exists, is writable and has free space"
+    return f"{where}{exc.strerror or exc}"
 
 
 def report_errors(run: Callable[..., object], *args: object) -> int:

@@ -105,6 +105,38 @@ def _check_model(model: Path) -> None:
     raise ToolchainError(f"{model}: model not found; export one with 'make ptq' or 'make qat'")
 
 
+def _input_size(runner, model: Path, imgsz: int | None) -> tuple[int, int]:
+    shape = runner.input_shape
+    if len(shape) != 4 or shape[1] not in (3, None):
+        raise ToolchainError(f"{model}: input {list(shape)} is not an image batch [N, 3, H, W] of a YOLOv8 detector")
+    if shape[0] not in (None, 1):
+        raise ToolchainError(
+            f"{model}: static batch {shape[0]}, but live detection feeds one frame at a time; export it with batch 1 "
+            "or a dynamic batch"
+        )
+    return shape[2] or imgsz or 640, shape[3] or imgsz or 640
+
+
+def _check_detector(runner, model: Path, imgsz: tuple[int, int], names: list[str]) -> None:
+    """One inference on a blank frame (a warm-up too): the output must be YOLOv8's ``[1, 4 + classes, anchors]``
+    with as many classes as the sidecar names."""
+    import numpy as np
+
+    try:
+        out = runner.infer(np.zeros((1, 3, *imgsz), np.float32))[0]
+    except Exception as exc:  # each backend raises its own types for a graph it cannot run
+        raise ToolchainError(f"{model}: a test inference at {imgsz[0]}x{imgsz[1]} failed ({exc})") from exc
+    if out.ndim != 3 or out.shape[1] <= 4:
+        raise ToolchainError(
+            f"{model}: output {list(out.shape)} is not a YOLOv8 detection output [1, 4 + classes, anchors]"
+        )
+    if names and len(names) != out.shape[1] - 4:
+        raise ToolchainError(
+            f"{model}: the sidecar names {len(names)} classes, the model outputs {out.shape[1] - 4}; "
+            "re-export the model so that its .json matches it"
+        )
+
+
 def _open_source(spec: str | None):
     from deploy.sources import open_default_camera, open_source
 
@@ -136,10 +168,10 @@ def run(args: argparse.Namespace) -> dict:
                              classes=tuple(args.classes) if args.classes else None)  # fmt: skip
     names = _names(model)
     with create_runner(model, args.backend, threads=args.threads, precision=args.precision, cuda=args.cuda,
-                       cuda_graph=args.cuda_graph) as runner, _open_source(args.source) as source:  # fmt: skip
-        _, _, h, w = runner.input_shape
-        imgsz = (h or args.imgsz or 640, w or args.imgsz or 640)
-        with Outputs(names, args.show, args.save, args.json) as outputs:
+                       cuda_graph=args.cuda_graph) as runner:  # fmt: skip
+        imgsz = _input_size(runner, model, args.imgsz)
+        _check_detector(runner, model, imgsz, names)
+        with _open_source(args.source) as source, Outputs(names, args.show, args.save, args.json) as outputs:
             summary = run_pipeline(source, runner, outputs, PipelineConfig(imgsz, post, args.queue))
     print(f"{source.name} via {runner.name}:\n{summary.table()}")
     if args.summary:

@@ -97,6 +97,9 @@ def check_outputs(
             check_output_file(save, "--save")
         elif Path(save).is_dir():
             check_output_folder(save, "--save")
+        elif Path(save).exists():
+            videos = ", ".join(VIDEO_SUFFIXES)
+            raise UsageError(f"--save {save}: is a file; expected a folder for images or a video ({videos})")
         else:
             check_output_folder(Path(save).parent, "--save", save)
     for flag in ("--json", "--summary"):

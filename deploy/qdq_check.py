@@ -261,6 +261,8 @@ def check_qdq(path: str | Path, allow_float: bool = False) -> QdqReport:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf decode errors, or external data beside it missing
         raise ToolchainError(f"{path}: not a readable ONNX model ({exc})") from exc
+    if not model.graph.node:
+        raise ToolchainError(f"{path}: no graph nodes; an empty or truncated ONNX file, export it again")
     g = _Graph(model)
     report = QdqReport(str(path))
     report.quantize_nodes = sum(n.op_type == "QuantizeLinear" for n in g.nodes)

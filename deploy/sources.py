@@ -75,16 +75,18 @@ class ImageSource(FrameSource):
             raise ToolchainError(f"{path}: no images in this folder; expected {sorted(IMAGE_SUFFIXES)} files")
 
     def __iter__(self) -> Iterator[Frame]:
-        delivered = 0
+        delivered, first_problem = 0, ""
         for i, path in enumerate(self.paths):
             image, problem = read_image(path)
             if image is None:
                 logger.warning("%s; skipped", problem)
+                first_problem = first_problem or problem
                 continue
             delivered += 1
             yield Frame(i, image, path.name, time.perf_counter())
         if not delivered:
-            raise ToolchainError(f"{self.name}: none of its {len(self.paths)} image(s) is usable (see the warnings)")
+            count = len(self.paths)
+            raise ToolchainError(f"{self.name}: none of its {count} image(s) is usable; first: {first_problem}")
 
 
 @contextlib.contextmanager
