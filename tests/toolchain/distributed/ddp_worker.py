@@ -1,0 +1,135 @@
+"""One rank of the distributed tests, started by ``test_ddp.py`` (as torchrun would: RANK, WORLD_SIZE...).
+
+    python ddp_worker.py step WORKDIR    one QAT step on this rank's shard; writes WORKDIR/rank<r>.pt
+    python ddp_worker.py train WORKDIR   QAT steps until killed; prints "step N"
+
+``WORKDIR/inputs.pt`` (written by the test) holds the tiny model with quantizers placed but not
+calibrated, the calibration batch and the training batch. Rank 0 calibrates; the ranges are broadcast.
+``DDP_WORKER_STOP=RANK:STEP:SIGNAL`` makes that rank send itself KILL or STOP at that step (it prints
+the time first); ``DDP_WORKER_TIMEOUT`` is the process-group timeout in seconds (60 by default).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from deploy.errors import report_errors
+from toolchain.distributed.config import DistributedConfig
+from toolchain.distributed.loss import GlobalTargetNormalization, backward_scale
+from toolchain.distributed.model import (
+    broadcast_quantizer_ranges,
+    differing_tensors,
+    quantizer_ranges,
+    set_lsq_global_batch,
+    wrap_ddp,
+)
+from toolchain.distributed.process import collective_errors, init_distributed, on_main, shutdown
+from toolchain.quantization.ptq import calibrate
+from toolchain.training.losses import LossConfig, detection_criterion
+
+LR, MOMENTUM, CLIP = 0.01, 0.9, 10.0
+
+
+def prepare_for_qat(model: nn.Module) -> nn.Module:
+    """Train mode with BatchNorm frozen (QATTrainer's default from epoch 0) and the DFL conv fixed."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    for name, p in model.named_parameters():
+        p.requires_grad_(".dfl." not in name)
+    return model
+
+
+def shard(batch: dict, start: int, stop: int) -> dict:
+    """Images ``start:stop`` of a detection batch, with their targets re-indexed."""
+    keep = (batch["batch_idx"] >= start) & (batch["batch_idx"] < stop)
+    return {"img": batch["img"][start:stop], "batch_idx": batch["batch_idx"][keep] - start,
+            "cls": batch["cls"][keep], "bboxes": batch["bboxes"][keep]}  # fmt: skip
+
+
+def qat_step(model, criterion, optimizer, batch: dict, scale: float = 1.0) -> torch.Tensor:
+    """Forward, loss, backward (times ``scale``), clip, SGD step; returns the detached loss."""
+    loss, _ = criterion(model(batch["img"]), batch)
+    optimizer.zero_grad(set_to_none=True)
+    (loss.sum() * scale).backward()
+    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], CLIP)
+    optimizer.step()
+    return loss.sum().detach()
+
+
+def sgd(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=LR, momentum=MOMENTUM)
+
+
+def _grads(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _setup(workdir: Path):
+    ctx = init_distributed(DistributedConfig(timeout_s=float(os.environ.get("DDP_WORKER_TIMEOUT", "60"))), "cpu")
+    torch.set_num_threads(1)
+    inputs = torch.load(workdir / "inputs.pt", weights_only=False)
+    model = inputs["model"]
+    if ctx.is_main:  # calibration runs once
+        calibrate(model, [inputs["calib"].numpy()])
+    broadcast_quantizer_ranges(model, ctx)
+    set_lsq_global_batch(model, ctx.world_size)
+    prepare_for_qat(model)
+    per_rank = inputs["batch"]["img"].shape[0] // ctx.world_size
+    batch = shard(inputs["batch"], ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
+    return ctx, model, batch
+
+
+def run_step(workdir: Path) -> None:
+    ctx, model, batch = _setup(workdir)
+    ranges_before = quantizer_ranges(model)
+    ddp = wrap_ddp(model, ctx, find_unused_parameters=False, broadcast_buffers=False)
+    criterion = GlobalTargetNormalization(detection_criterion(model, LossConfig()), ctx)
+    optimizer = sgd(model)
+    loss = qat_step(ddp, criterion, optimizer, batch, backward_scale(ctx))
+    dist.all_reduce(loss)  # the ranks' shares add up to the whole batch's loss
+    out = {
+        "loss": loss,
+        "grads": _grads(model),
+        "ranges_before": ranges_before,
+        "ranges_after": quantizer_ranges(model),
+    }
+    qat_step(ddp, criterion, optimizer, batch, backward_scale(ctx))  # a second step: no unused-parameter error
+    out["differ_frozen_bn"] = differing_tensors(model, ctx)
+    out["from_main"] = on_main(ctx, "a rank-0-only job", lambda: f"made on rank {ctx.rank}")
+    for m in model.modules():  # BatchNorm updating: each rank's statistics drift to its own shard's
+        if isinstance(m, nn.BatchNorm2d):
+            m.train()
+    qat_step(ddp, criterion, optimizer, batch, backward_scale(ctx))
+    out["differ_training_bn"] = differing_tensors(model, ctx)
+    torch.save(out, workdir / f"rank{ctx.rank}.pt")
+    shutdown(ctx)
+
+
+def run_training(workdir: Path) -> None:
+    ctx, model, batch = _setup(workdir)
+    ddp = wrap_ddp(model, ctx)
+    criterion = GlobalTargetNormalization(detection_criterion(model, LossConfig()), ctx)
+    optimizer = sgd(model)
+    stop_rank, stop_step, stop_signal = (os.environ.get("DDP_WORKER_STOP", "-1:-1:KILL").split(":") + ["", ""])[:3]
+    for step in range(100_000):
+        if ctx.rank == int(stop_rank) and step == int(stop_step):
+            print(f"rank {ctx.rank}: SIG{stop_signal} at step {step}, t={time.time():.3f}", flush=True)
+            os.kill(os.getpid(), getattr(signal, f"SIG{stop_signal}"))
+        with collective_errors(ctx, f"QAT step {step}"):
+            qat_step(ddp, criterion, optimizer, batch, backward_scale(ctx))
+        print(f"rank {ctx.rank}: step {step}", flush=True)
+
+
+if __name__ == "__main__":
+    mode, workdir = sys.argv[1], Path(sys.argv[2])
+    sys.exit(report_errors({"step": run_step, "train": run_training}[mode], workdir))

@@ -1,0 +1,65 @@
+"""Quantizer ranges that travel between ranks, the LSQ batch factor, DDP wrapping in one process."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from toolchain.distributed.model import (
+    differing_tensors,
+    load_quantizer_ranges,
+    quantizer_ranges,
+    set_lsq_global_batch,
+    state_digest,
+    unwrap,
+    wrap_ddp,
+)
+from toolchain.distributed.process import DistributedContext
+from toolchain.quantization.modules import QuantConv2d
+from toolchain.quantization.ptq import calibrate, quantizers
+
+
+@pytest.fixture()
+def two_models(qat_inputs):
+    """Rank 0's model (calibrated) and rank 1's (quantizers placed, no ranges), as before the broadcast."""
+    inputs = torch.load(qat_inputs / "inputs.pt", weights_only=False)
+    source, target = inputs["model"], torch.load(qat_inputs / "inputs.pt", weights_only=False)["model"]
+    calibrate(source, [inputs["calib"].numpy()])
+    return source, target
+
+
+def test_ranges_of_rank_0_make_the_other_model_compute_the_same(two_models):
+    source, target = two_models
+    assert all(q.amax is None for q in quantizers(target))
+    load_quantizer_ranges(target, quantizer_ranges(source))
+    assert all(q.is_calibrated for q in quantizers(target))
+    assert all(isinstance(q.learned_amax, torch.nn.Parameter) for q in quantizers(target))  # LSQ: new parameters
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(source.eval()(x)[0], target.eval()(x)[0])
+    assert state_digest(source)[0] == state_digest(target)[0]
+    assert torch.equal(state_digest(source)[1], state_digest(target)[1])
+
+
+def test_ranges_of_another_model_are_refused(two_models):
+    source, target = two_models
+    ranges = quantizer_ranges(source)
+    ranges.pop(next(iter(ranges)))
+    with pytest.raises(ValueError, match="prepare one model on every rank"):
+        load_quantizer_ranges(target, ranges)
+
+
+def test_only_activation_quantizers_count_the_whole_batch(two_models):
+    model, _ = two_models
+    set_lsq_global_batch(model, 4)
+    weights = {id(m.weight_quantizer) for m in model.modules() if isinstance(m, QuantConv2d)}
+    for q in quantizers(model):
+        assert getattr(q, "global_batch_factor", 1) == (1 if id(q) in weights else 4)
+    assert 0 < set_lsq_global_batch(model, 1) == len(quantizers(model)) - len(weights)
+
+
+def test_one_process_needs_no_wrapper_and_agrees_with_itself(two_models):
+    model, _ = two_models
+    ctx = DistributedContext()
+    assert wrap_ddp(model, ctx) is model and unwrap(model) is model
+    assert differing_tensors(model, ctx) == []
