@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from deploy.engine.config import PRECISIONS, EngineConfig, engine_path, file_sha256, profile_shapes
+from deploy.engine.config import CUDA_LIBRARIES, PRECISIONS, EngineConfig, engine_path, file_sha256, profile_shapes
 from deploy.engine.cuda import open_cuda
 from deploy.engine.inspect import layer_report
 from deploy.engine.precision import BuildPlan, OnnxTypes, plan_build
@@ -214,9 +214,9 @@ def _write_sidecar(onnx: Path, out: Path, cfg: EngineConfig, plan: BuildPlan, ty
     meta.save(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m deploy.engine.build MODEL.onnx [--precision int8] [--max-batch 8] [--dla-core 0]``."""
-    d = EngineConfig()  # one home per default: the CLI shows and uses EngineConfig's
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's flags; every default is EngineConfig's (one home per default)."""
+    d = EngineConfig()
     p = argparse.ArgumentParser(prog="build-engine", description=__doc__.split("\n")[0])
     p.add_argument("onnx")
     p.add_argument("--precision", default=d.precision, choices=list(PRECISIONS))
@@ -232,8 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib-images", default=d.calib_images)
     p.add_argument("--calib-batches", type=int, default=d.calib_batches)
     p.add_argument("--calib-cache", default=d.calib_cache)
-    p.add_argument("--cuda", default=d.cuda, choices=["pycuda", "cuda-python"])
-    a = p.parse_args(argv)
+    p.add_argument("--cuda", default=d.cuda, choices=list(CUDA_LIBRARIES))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m deploy.engine.build MODEL.onnx [--precision int8] [--max-batch 8] [--dla-core 0]``."""
+    a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return report_errors(_build_from_args, a)
 

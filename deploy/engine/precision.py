@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.engine.config import PRECISIONS, EngineConfig, check_int8_source
+from deploy.engine.config import EngineConfig, check_int8_source
 from deploy.engine.trt import TrtFeatures
 from deploy.errors import ToolchainError
 
@@ -62,11 +62,13 @@ class BuildPlan:
 
 
 def fp16_onnx_path(onnx: str | Path) -> Path:
-    """``runs/x/best.onnx`` -> ``runs/x/best.fp16.onnx``: the FP16-typed ONNX written at export."""
+    """The FP16-typed ONNX written at export beside ``onnx``: ``best.onnx``, ``best.fp32.onnx`` -> ``best.fp16.onnx``.
+
+    The same rule as the exporter's (toolchain/export/fp16.py), which deploy/ does not import.
+    """
     onnx = Path(onnx)
     stem = onnx.name[: -len(".onnx")] if onnx.name.endswith(".onnx") else onnx.stem
-    for p in PRECISIONS:
-        stem = stem[: -len(p) - 1] if stem.endswith(f".{p}") else stem
+    stem = stem[: -len(".fp32")] if stem.endswith(".fp32") else stem
     return onnx.with_name(f"{stem}.fp16.onnx")
 
 
