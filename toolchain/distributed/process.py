@@ -9,6 +9,8 @@ Example:
     >>> ctx = init_distributed(DistributedConfig(timeout_s=600), device="cuda")
     >>> with collective_errors(ctx, "QAT epoch 3"):
     ...     train_one_epoch()
+    >>> with main_first(ctx, "label cache"):
+    ...     dataset = build_dataset()
     >>> metrics = on_main(ctx, "validation", validate)
     >>> shutdown(ctx)
 """
@@ -177,6 +179,16 @@ def barrier(ctx: DistributedContext, stage: str) -> None:
         return
     with collective_errors(ctx, f"the barrier after {stage}"):
         dist.monitored_barrier(ctx.cpu_group, datetime.timedelta(seconds=ctx.timeout_s), wait_all_ranks=True)
+
+
+@contextlib.contextmanager
+def main_first(ctx: DistributedContext, stage: str) -> Iterator[None]:
+    """Rank 0 runs the block first (it writes caches: ultralytics' label cache), then the others read them."""
+    if not ctx.is_main:
+        barrier(ctx, f"rank 0's {stage}")
+    yield
+    if ctx.is_main:
+        barrier(ctx, f"rank 0's {stage}")
 
 
 def broadcast_object(obj: T, ctx: DistributedContext, src: int = 0) -> T:

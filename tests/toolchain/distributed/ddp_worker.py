@@ -31,7 +31,7 @@ from toolchain.distributed.model import (
     set_lsq_global_batch,
     wrap_ddp,
 )
-from toolchain.distributed.process import collective_errors, init_distributed, on_main, shutdown
+from toolchain.distributed.process import collective_errors, init_distributed, main_first, on_main, shutdown
 from toolchain.quantization.ptq import calibrate
 from toolchain.training.losses import LossConfig, detection_criterion
 
@@ -106,6 +106,10 @@ def run_step(workdir: Path) -> None:
     qat_step(ddp, criterion, optimizer, batch, backward_scale(ctx))  # a second step: no unused-parameter error
     out["differ_frozen_bn"] = differing_tensors(model, ctx)
     out["from_main"] = on_main(ctx, "a rank-0-only job", lambda: f"made on rank {ctx.rank}")
+    with main_first(ctx, "cache"):
+        if ctx.is_main:
+            (workdir / "cache").write_text("written by rank 0")
+        out["cache"] = (workdir / "cache").read_text()
     for m in model.modules():  # BatchNorm updating: each rank's statistics drift to its own shard's
         if isinstance(m, nn.BatchNorm2d):
             m.train()

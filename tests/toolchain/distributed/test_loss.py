@@ -75,7 +75,7 @@ def test_two_ranks_step_like_one_process_of_the_whole_batch(two_ranks_and_one_pr
         weights = {n: r for n, r in ref["ranges_after"].items() if n.endswith("weight_quantizer")}
         assert_ranges_close({n: out["ranges_after"][n] for n in weights}, weights, REL_TOL)
         assert out["differ_frozen_bn"] == []  # weights, frozen BN statistics and ranges bit-identical
-        assert out["from_main"] == "made on rank 0"
+        assert out["from_main"] == "made on rank 0" and out["cache"] == "written by rank 0"
         assert out["differ_training_bn"] and all("running_" in n for n in out["differ_training_bn"])
 
 
