@@ -97,10 +97,14 @@ def _split_sources(raw: dict, split: str, root: Path, path: Path) -> list[Path]:
             raise ToolchainError(
                 f"{path}: '{split}' must be a folder or a .txt list of images (or a list of them), got {entry!r}"
             )
-        src = (root / entry).resolve()
-        if not src.exists():
+        try:
+            src = (root / entry).resolve()
+            exists, is_file = src.exists(), src.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+            raise ToolchainError(f"{path}: '{split}' is not a usable path {entry!r} ({exc})") from exc
+        if not exists:
             raise ToolchainError(f"{path}: '{split}' points to {src}, which does not exist; fix the path in the YAML")
-        if src.is_file() and src.suffix.lower() != ".txt":
+        if is_file and src.suffix.lower() != ".txt":
             raise ToolchainError(
                 f"{path}: '{split}' points to the file {src}; expected a folder of images or a .txt file "
                 "listing one image path a line"

@@ -88,10 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _names(model: Path) -> list[str]:
     from deploy.metadata import ModelMetadata, sidecar_path
 
-    if sidecar_path(model).is_file():
-        return ModelMetadata.load(model).names
-    logger.warning("%s: no sidecar; classes are shown by id", sidecar_path(model))
-    return []
+    meta = ModelMetadata.find(model)  # the sidecar, else the metadata inside an ONNX
+    if meta is None:
+        logger.warning("%s: no sidecar and no class names in the model; classes are shown by id", sidecar_path(model))
+        return []
+    return meta.names
 
 
 def _check_model(model: Path) -> None:
