@@ -91,6 +91,22 @@ def set_lsq_global_batch(model: nn.Module, world_size: int) -> int:
     return len(activations)
 
 
+def ddp_options(model: nn.Module, freeze_bn_epoch: int, freeze_quant_epoch: int, quantizers_start_off: bool) -> dict:
+    """``wrap_ddp``'s keyword arguments for a QAT run (see ``wrap_ddp`` for what each costs).
+
+    Args:
+        model: The prepared model (its LSQ parameters decide whether any can go unused).
+        freeze_bn_epoch: Epoch from which BatchNorm statistics are frozen (0: from the start; -1: never).
+        freeze_quant_epoch: Epoch from which learned ranges become fixed buffers (-1: never).
+        quantizers_start_off: Some quantizers begin disabled (progressive quantization, float warm-up).
+    """
+    learned = any(isinstance(q, TensorQuantizer) and q.learned_amax is not None for q in unwrap(model).modules())
+    return {
+        "broadcast_buffers": freeze_bn_epoch != 0,
+        "find_unused_parameters": learned and (freeze_quant_epoch >= 0 or quantizers_start_off),
+    }
+
+
 def wrap_ddp(
     model: nn.Module, ctx: DistributedContext, find_unused_parameters: bool = False, broadcast_buffers: bool = True
 ) -> nn.Module:

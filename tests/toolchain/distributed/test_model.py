@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from toolchain.distributed.model import (
+    ddp_options,
     differing_tensors,
     load_quantizer_ranges,
     quantizer_ranges,
@@ -19,13 +22,18 @@ from toolchain.quantization.modules import QuantConv2d
 from toolchain.quantization.ptq import calibrate, quantizers
 
 
-@pytest.fixture()
-def two_models(qat_inputs):
-    """Rank 0's model (calibrated) and rank 1's (quantizers placed, no ranges), as before the broadcast."""
+@pytest.fixture(scope="module")
+def calibrated_and_not(qat_inputs):
     inputs = torch.load(qat_inputs / "inputs.pt", weights_only=False)
-    source, target = inputs["model"], torch.load(qat_inputs / "inputs.pt", weights_only=False)["model"]
+    source, target = inputs["model"], copy.deepcopy(inputs["model"])
     calibrate(source, [inputs["calib"].numpy()])
     return source, target
+
+
+@pytest.fixture()
+def two_models(calibrated_and_not):
+    """Rank 0's model (calibrated) and rank 1's (quantizers placed, no ranges), as before the broadcast."""
+    return copy.deepcopy(calibrated_and_not)
 
 
 def test_ranges_of_rank_0_make_the_other_model_compute_the_same(two_models):
@@ -63,3 +71,15 @@ def test_one_process_needs_no_wrapper_and_agrees_with_itself(two_models):
     ctx = DistributedContext()
     assert wrap_ddp(model, ctx) is model and unwrap(model) is model
     assert differing_tensors(model, ctx) == []
+
+
+def test_ddp_options_follow_the_qat_schedule(two_models):
+    model, _ = two_models  # LSQ ranges: parameters that go unused while their quantizer is off or frozen
+    assert ddp_options(model, 0, -1, False) == {"broadcast_buffers": False, "find_unused_parameters": False}
+    assert ddp_options(model, 2, -1, False)["broadcast_buffers"]  # BN statistics update for 2 epochs
+    assert ddp_options(model, -1, -1, False)["broadcast_buffers"]
+    assert ddp_options(model, 0, 3, False)["find_unused_parameters"]
+    assert ddp_options(model, 0, -1, True)["find_unused_parameters"]
+    for q in quantizers(model):
+        q.freeze()  # fixed ranges: no parameter can go unused
+    assert not ddp_options(model, 0, 3, True)["find_unused_parameters"]
