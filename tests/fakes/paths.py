@@ -134,8 +134,9 @@ def _runner_outputs(engine: Path, cuda: str, graph: bool = False) -> None:
             (out,) = runner.infer(batch)
             expected = batch.reshape(n, -1).mean(axis=1)
             assert out.shape == (n, 4, 16, 16) and np.allclose(out[:, 0, 0, 0], expected, atol=1e-6), (n, out[:, 0, 0, 0])
-        message = refused(runner.infer, rng.random((5, 3, 16, 16), dtype=np.float32))
-        assert "batch 1-4, channels 3, height 16, width 16" in message, message
+        for shape in ((5, 3, 16, 16), (1, 3, 32, 16), (1, 3, 16)):
+            message = refused(runner.infer, rng.random(shape, dtype=np.float32))
+            assert "outside the engine's profile (batch 1-4, channels 3, height 16, width 16)" in message, message
 
 
 def _engine(gpu: FakeGpu, tmp: Path) -> Path:
@@ -187,9 +188,9 @@ def runner_bindings(tmp: Path) -> FakeGpu:
     return gpu
 
 
-def call_sites(version: str) -> tuple[int, int, int, list[str]]:
-    """(paths run, TensorRT call sites, distinct API names, failed paths) of every path on one version."""
-    sites, names, failed = {}, set(), []
+def call_sites(version: str) -> tuple[int, int, int, int, list[str]]:
+    """(paths run, TensorRT call sites, distinct TensorRT names, pycuda/cuda-python call sites, failed paths)."""
+    sites, names, cuda_sites, failed = {}, set(), set(), []
     runs = [(name, None) for name in PATHS] + ([("runner_bindings", BINDINGS_VERSION)] if version == "8.6" else [])
     for name, version_string in runs:
         with tempfile.TemporaryDirectory() as tmp:
@@ -201,15 +202,16 @@ def call_sites(version: str) -> tuple[int, int, int, list[str]]:
         for site, api in gpu.trt.log.sites.items():
             sites.setdefault(site, set()).update(api)
         names |= gpu.trt.log.names()
-    return len(runs), len(sites), len(names), failed
+        cuda_sites |= set(gpu.cuda_log.sites)
+    return len(runs), len(sites), len(names), len(cuda_sites), failed
 
 
 def main() -> int:
     failures = 0
     for version in VERSIONS:
-        runs, count, names, failed = call_sites(version)
+        runs, count, names, cuda, failed = call_sites(version)
         print(f"TensorRT {version}: {runs - len(failed)}/{runs} paths passed, {count} TensorRT call sites executed "
-              f"({names} distinct API names)")  # fmt: skip
+              f"({names} distinct API names), {cuda} pycuda/cuda-python call sites")  # fmt: skip
         for line in failed:
             print(f"  FAILED {line}")
         failures += len(failed)
