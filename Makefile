@@ -38,11 +38,11 @@ SYN_MAX   ?= 100
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: help docker-gpu docker-jetson setup data check-data baseline export ptq parity qat sensitivity engine bench check-qdq eval bench-cpu demo test test-all lint clean
+.PHONY: help docker-gpu docker-jetson setup data check-data baseline export ptq parity qat sensitivity engine bench check-qdq eval bench-cpu gpu-check demo test test-all lint clean
 
 help:
 	@echo "make demo | test | test-all | lint | data | check-data | baseline | export | eval | ptq | parity | qat |"
-	@echo "     sensitivity | engine | bench | bench-cpu | check-qdq | docker-gpu | docker-jetson | clean"
+	@echo "     sensitivity | engine | bench | bench-cpu | gpu-check | check-qdq | docker-gpu | docker-jetson | clean"
 	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS PRECISION PEER"
 
 docker-gpu:
@@ -98,6 +98,12 @@ engine: setup
 
 bench: setup
 	$(PY) -m benchmarks.run --run runs/qat/$(QAT_NAME) --data $(DATA) --name $(QAT_NAME) $(if $(PEER),--peer $(PEER))
+
+# On a machine with TensorRT: tests, engines, accuracy, latency, layers, video -> benchmarks/results/gpu-check/.
+# Elsewhere: one "skipped" line, exit 0. Defaults to ../shared's road-signs baseline unless WEIGHTS/DATA are given.
+gpu-check: setup
+	$(PY) -m benchmarks.gpu_check $(if $(filter command line,$(origin WEIGHTS)),--weights $(WEIGHTS)) \
+		$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(if $(PEER),--peer $(PEER))
 
 check-qdq: setup
 	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)
