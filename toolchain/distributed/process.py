@@ -201,6 +201,17 @@ def broadcast_object(obj: T, ctx: DistributedContext, src: int = 0) -> T:
     return box[0]
 
 
+def average_over_ranks(values: dict[str, float], ctx: DistributedContext) -> dict[str, float]:
+    """The mean of each value over the ranks (every rank must call it with the same keys): epoch losses."""
+    if not ctx.is_distributed or not values:
+        return dict(values)
+    keys = sorted(values)
+    total = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    with collective_errors(ctx, "averaging over ranks"):
+        dist.all_reduce(total, group=ctx.cpu_group)
+    return {k: v / ctx.world_size for k, v in zip(keys, total.tolist())}
+
+
 def on_main(ctx: DistributedContext, stage: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn`` on rank 0 only and give every rank its result (the others wait, up to the timeout).
 

@@ -31,7 +31,14 @@ from toolchain.distributed.model import (
     set_lsq_global_batch,
     wrap_ddp,
 )
-from toolchain.distributed.process import collective_errors, init_distributed, main_first, on_main, shutdown
+from toolchain.distributed.process import (
+    average_over_ranks,
+    collective_errors,
+    init_distributed,
+    main_first,
+    on_main,
+    shutdown,
+)
 from toolchain.quantization.ptq import calibrate
 from toolchain.training.losses import LossConfig, detection_criterion
 
@@ -106,6 +113,7 @@ def run_step(workdir: Path) -> None:
     qat_step(ddp, criterion, optimizer, batch, backward_scale(ctx))  # a second step: no unused-parameter error
     out["differ_frozen_bn"] = differing_tensors(model, ctx)
     out["from_main"] = on_main(ctx, "a rank-0-only job", lambda: f"made on rank {ctx.rank}")
+    out["mean"] = average_over_ranks({"rank": float(ctx.rank), "one": 1.0}, ctx)
     with main_first(ctx, "cache"):
         if ctx.is_main:
             (workdir / "cache").write_text("written by rank 0")

@@ -76,6 +76,7 @@ def test_two_ranks_step_like_one_process_of_the_whole_batch(two_ranks_and_one_pr
         assert_ranges_close({n: out["ranges_after"][n] for n in weights}, weights, REL_TOL)
         assert out["differ_frozen_bn"] == []  # weights, frozen BN statistics and ranges bit-identical
         assert out["from_main"] == "made on rank 0" and out["cache"] == "written by rank 0"
+        assert out["mean"] == {"one": 1.0, "rank": 0.5}
         assert out["differ_training_bn"] and all("running_" in n for n in out["differ_training_bn"])
 
 

@@ -18,6 +18,7 @@ from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.process import (
     DistributedContext,
     RankLostError,
+    average_over_ranks,
     barrier,
     collective_errors,
     cpu_threads,
@@ -57,6 +58,7 @@ def test_without_torchrun_a_run_is_one_process(torchrun_env):
     assert init_distributed(DistributedConfig(), "0").device == torch.device("cuda:0")
     assert on_main(ctx, "work", lambda x: x + 1, 1) == 2
     barrier(ctx, "nothing")  # no process group: returns at once
+    assert average_over_ranks({"box_loss": 0.5}, ctx) == {"box_loss": 0.5}
 
 
 @pytest.mark.parametrize(
