@@ -83,26 +83,30 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back until the block ends, then deliver them.
+def interrupts_deferred(deliver: bool = True) -> Iterator[list[int]]:
+    """Hold Ctrl-C and SIGTERM back until the block ends; yields the list of signals held.
 
     Writing one frame to several outputs (video, JSON lines) inside this block means that a stop
-    request lands between frames, so every output holds the same frames. Outside the main thread
+    request lands between frames, so every output holds the same frames. At the end the held
+    signal is delivered (``deliver``), or left to the caller, who reads the yielded list and
+    stops on its own (a SIGTERM still makes ``report_errors`` exit 143). Outside the main thread
     this does nothing (signals are handled in the main thread only).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
     stops = (signal.SIGINT, signal.SIGTERM)
     previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in stops}
     try:
-        yield
+        yield pending
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if pending:
+        if pending and deliver:
             signal.raise_signal(pending[0])  # the restored handler raises it in this thread right away
+        elif signal.SIGTERM in pending and previous[signal.SIGTERM] is _raise_terminated:
+            _SigtermState.received = True  # the caller stops; the exit status still says SIGTERM
 
 
 def _os_error_line(exc: OSError) -> str:

@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> dict:
         _check_detector(runner, model, imgsz, names)
         with _open_source(args.source) as source, Outputs(names, args.show, args.save, args.json) as outputs:
             summary = run_pipeline(source, runner, outputs, PipelineConfig(imgsz, post, args.queue))
+            summary.interrupted |= outputs.stopped_by is not None
     print(f"{source.name} via {runner.name}:\n{summary.table()}")
     if args.summary:
         write_json(args.summary, summary.to_dict())

@@ -226,19 +226,25 @@ class Outputs:
         self.video = _VideoRecording(self.save, fps) if save and save_is_video(save) else None
         self.json = _JsonLines(Path(json_path)) if json_path else None
         self.images_saved = 0
+        self.stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that arrived during a write
 
     @property
     def draws(self) -> bool:
         return self.show or self.save is not None
 
     def write(self, frame: Frame, dets: Detections, fps: float | None) -> bool:
-        """Send one frame's detections to every output; returns False when the window asks to quit.
+        """Send one frame's detections to every output; returns False when the window asks to quit or
+        a Ctrl-C or SIGTERM arrived while writing (``stopped_by`` says which).
 
         Raises:
             ToolchainError: A write failed (full disk, folder removed...); the message names the output.
         """
-        with interrupts_deferred():  # Ctrl-C and SIGTERM land between frames: every output has the same frames
-            return self._write(frame, dets, fps)
+        with interrupts_deferred(deliver=False) as stops:  # a stop lands between frames: all outputs agree
+            keep_going = self._write(frame, dets, fps)
+        if stops:
+            self.stopped_by = stops[0]
+            return False
+        return keep_going
 
     def _write(self, frame: Frame, dets: Detections, fps: float | None) -> bool:
         if self.json:

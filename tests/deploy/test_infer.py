@@ -212,6 +212,7 @@ def test_sigterm_and_ctrl_c_finalise_the_recording_and_print_the_summary(tmp_pat
     assert "(interrupted)" in out and "FPS end to end" in out and "Traceback" not in err
     written = len(log.read_text().splitlines())
     assert 0 < written < frames
+    assert f"\n{written} frames in " in f"\n{out}"  # the summary counts what the outputs hold
     capture = cv2.VideoCapture(str(saved))
     assert capture.isOpened(), "the .mp4 was not finalised"
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == written
