@@ -54,7 +54,7 @@ def _unit_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="infer", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+        prog="infer", description=__doc__.split("\n\n")[0].replace("``", ""), epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     p.add_argument("--model", "--engine", dest="model", required=True,
@@ -167,9 +167,9 @@ def run(args: argparse.Namespace) -> dict:
     check_outputs(args.show, args.save, args.json, args.summary, inputs=(args.model, args.source or ""))
     post = PostprocessConfig(args.conf, args.iou, args.max_det, multi_label=False,
                              classes=tuple(args.classes) if args.classes else None)  # fmt: skip
-    names = _names(model)
     with create_runner(model, args.backend, threads=args.threads, precision=args.precision, cuda=args.cuda,
                        cuda_graph=args.cuda_graph) as runner:  # fmt: skip
+        names = _names(model)
         imgsz = _input_size(runner, model, args.imgsz)
         _check_detector(runner, model, imgsz, names)
         with _open_source(args.source) as source, Outputs(names, args.show, args.save, args.json) as outputs:
