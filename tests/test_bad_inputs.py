@@ -31,6 +31,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from deploy.errors import Terminated, ToolchainError, UsageError, report_errors
+
 REPO = Path(__file__).resolve().parents[1]
 QUANT_CONFIG = REPO / "configs" / "quant.yaml"
 NONZERO = "non-zero"
@@ -599,3 +601,45 @@ def test_the_catalogue_covers_every_category_and_entry_point():
     assert categories == {"outputs", "recordings", "tracebacks", "live-sources", "checkpoints"}
     assert {c.entry for c in CASES} == {"infer", "check-qdq", "engine-build", "entrypoint", "toolchain", "bench"}
     assert len(CASES) >= 60 and len({c.id for c in CASES}) == len(CASES)
+
+
+def _raise(exc: BaseException):
+    def run() -> None:
+        raise exc
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("run", "code", "line"),
+    [
+        (lambda: 0, 0, None),
+        (lambda: 3, 3, None),
+        (_raise(ToolchainError("x.yaml: bad")), 1, "error: x.yaml: bad"),
+        (_raise(UsageError("--flag: bad")), 2, "error: --flag: bad"),
+        (_raise(FileNotFoundError(2, "No such file or directory", "a.json")), 1,
+         "error: a.json: No such file or directory"),
+        (_raise(KeyboardInterrupt()), 130, "interrupted (Ctrl-C)"),
+        (_raise(Terminated()), 143, "terminated (SIGTERM)"),
+    ],
+)  # fmt: skip
+def test_one_error_path_and_its_exit_statuses(capsys, run, code, line):
+    assert report_errors(run) == code
+    err = capsys.readouterr().err
+    assert err.strip() == (line or "")
+
+
+def test_sigterm_runs_every_finally_and_exits_143(tmp_path, capsys):
+    import signal
+
+    from deploy.fileio import atomic_path
+
+    def run() -> None:
+        with atomic_path(tmp_path / "out.bin") as tmp:
+            tmp.write_bytes(b"half")
+            os.kill(os.getpid(), signal.SIGTERM)  # docker stop, mid-write
+            tmp.write_bytes(b"never")
+
+    assert report_errors(run) == 143
+    assert list(tmp_path.iterdir()) == []  # the temporary file was removed, no output under the final name
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is restored
