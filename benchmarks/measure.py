@@ -1,7 +1,11 @@
 """Measurements of one benchmark row (a model variant on a backend): latency, memory, accuracy, pipeline FPS.
 
-Latency of all rows is taken together, round-robin (A B C A B C...), so every row sees the same
-machine state; each row's peak memory is measured in a child process of its own.
+How latency is taken, so that a row measures the same in the suite as alone: every row runs in a
+process of its own (``benchmarks/probe.py``: its own thread pools, nothing shared), and the rows take
+turns in blocks, a block being a few untimed warm-up runs, then timed runs. The order of the rows
+rotates from round to round, so machine drift falls on every row alike, and a short pause before
+each block lets the previous row's worker threads stop spinning. ``benchmarks/interference.py``
+measures why the former round-robin of all rows in one process did not agree with a row alone.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.probe import ProbeConfig, time_block
 from deploy.errors import ToolchainError
-from deploy.runtime import create_runner
 from deploy.runtime.base import Runner
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -35,76 +42,145 @@ class Row:
     memory: dict = field(default_factory=dict)
     accuracy: dict = field(default_factory=dict)
     pipeline: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         hint = f" ({self.precision})" if self.backend in ("openvino", "tensorrt") else ""
         return f"{self.variant} / {self.backend}{hint}"
 
+    def probe(self, threads: int | None, hint: str = "LATENCY") -> ProbeConfig:
+        """What a probe process loads for this row."""
+        return ProbeConfig(self.model, self.backend, self.precision, threads, hint)
+
     def open(self, threads: int | None) -> Runner:
-        if self.backend == "tensorrt":
-            return create_runner(self.model, "tensorrt")
-        return create_runner(self.model, self.backend, threads=threads, precision=self.precision)
+        return self.probe(threads).open()
 
 
-def time_round_robin(runners: dict[str, Runner], runs: int, warmup: int, batch: int = 1) -> dict[str, dict]:
-    """p50/p90/p99/min/max latency (ms) of each runner at ``batch`` (capped by a static model batch),
-    rows interleaved run by run."""
-    inputs = {}
-    for name, runner in runners.items():
-        shape = runner.input_shape
-        n = min(batch, shape[0]) if shape[0] else batch
-        inputs[name] = np.random.default_rng(0).random((n, *shape[1:]), dtype=np.float32)
-        for _ in range(warmup):
-            runner.infer(inputs[name])
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in tqdm(range(runs), desc="latency (round-robin)", unit="round"):
-        for name, runner in runners.items():
-            start = time.perf_counter()
-            runner.infer(inputs[name])
-            times[name].append((time.perf_counter() - start) * 1e3)
-    out = {}
-    for name, t in times.items():
-        a = np.array(t)
-        out[name] = {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-                     "p99": float(np.percentile(a, 99)), "min": float(a.min()), "max": float(a.max()), "runs": len(a),
-                     "batch": int(inputs[name].shape[0])}  # fmt: skip
-    return out
+class BlockTimer(Protocol):
+    def block(self, runs: int, warmup: int, batch: int = 1, mode: str = "latency") -> list[float]: ...
 
 
-_HWM = (
-    "def hwm():\n"
-    "    for line in open('/proc/self/status'):\n"
-    "        if line.startswith('VmHWM:'):\n"
-    "            return int(line.split()[1])\n"
-    "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-)
+class InProcess:
+    """A runner of this process, timed in blocks (what ``RowProcess`` does in a child)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def block(self, runs: int, warmup: int, batch: int = 1, mode: str = "latency") -> list[float]:
+        return time_block(self.runner, runs, warmup, batch, mode)
+
+
+class RowProcess:
+    """A probe child process that holds one row's model and times blocks on request.
+
+    Example:
+        >>> with RowProcess(row.probe(threads=2), row.name) as proc:
+        ...     times = proc.block(runs=20, warmup=5)
+    """
+
+    def __init__(self, config: ProbeConfig, label: str) -> None:
+        self.label = label
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.probe", *config.argv(), "--serve"], cwd=ROOT, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait()
+            raise ToolchainError(f"{self.label}: probe process ended: {self._proc.stderr.read().strip()[-300:]}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise ToolchainError(f"{self.label}: {reply['error']}")
+        return reply
+
+    def block(self, runs: int, warmup: int, batch: int = 1, mode: str = "latency") -> list[float]:
+        self._proc.stdin.write(json.dumps({"runs": runs, "warmup": warmup, "batch": batch, "mode": mode}) + "\n")
+        self._proc.stdin.flush()
+        return self._read()["times_ms"]
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                self._proc.stdin.write('{"quit": true}\n')
+                self._proc.stdin.close()
+                self._proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> RowProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Schedule:
+    """Rotated blocks: ``rounds`` turns of every row, each ``warmup`` untimed runs then ``runs`` timed ones.
+
+    Attributes:
+        rounds: Turns of every row; the order rotates by one row each round.
+        runs: Timed runs per block.
+        warmup: Untimed runs at the start of each block.
+        settle_s: Pause before each block, so the previous row's threads go idle.
+    """
+
+    rounds: int = 5
+    runs: int = 20
+    warmup: int = 5
+    settle_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        for key in ("rounds", "runs"):
+            if getattr(self, key) < 1:
+                raise ToolchainError(f"benchmark schedule: {key} must be at least 1, got {getattr(self, key)}")
+        if self.warmup < 0 or self.settle_s < 0:
+            raise ToolchainError(f"benchmark schedule: warmup and settle_s must be >= 0, got {self}")
+
+    @classmethod
+    def for_runs(cls, runs: int, warmup: int, rounds: int = 5) -> Schedule:
+        """About ``runs`` timed runs per row, spread over ``rounds`` blocks."""
+        rounds = max(1, min(rounds, runs))
+        return cls(rounds, max(1, round(runs / rounds)), warmup)
+
+
+def time_rotated(
+    timers: dict[str, BlockTimer], schedule: Schedule, batch: int = 1, mode: str = "latency", desc: str = "latency"
+) -> dict[str, list[float]]:
+    """Timed values of every timer, rows taking turns block by block in a rotating order."""
+    names = list(timers)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    if not names:
+        return times
+    for r in tqdm(range(schedule.rounds), desc=desc, unit="round", leave=False):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(schedule.settle_s)
+            times[name] += timers[name].block(schedule.runs, schedule.warmup, batch, mode)
+    return times
+
+
+def summarize(times: list[float], batch: int = 1) -> dict:
+    """p10/p50/p90/p99/min/max of milliseconds, with the number of runs and the batch."""
+    a = np.asarray(times, float)
+    p10, p50, p90, p99 = (float(v) for v in np.percentile(a, [10, 50, 90, 99]))
+    return {"p10": p10, "p50": p50, "p90": p90, "p99": p99, "min": float(a.min()), "max": float(a.max()),
+            "runs": int(a.size), "batch": batch}  # fmt: skip
 
 
 def peak_memory(row: Row, threads: int | None, runs: int = 20) -> dict:
-    """Peak host RSS (MiB) of a fresh process that loads the row's model and runs it, and the file size.
-
-    The peak is the process's own high-water mark (``VmHWM``): ``ru_maxrss`` would carry the parent's
-    peak across fork and exec.
-    """
-    code = (
-        "import json, resource, numpy as np\n" + _HWM +
-        "from deploy.runtime import create_runner\n"
-        "base, gpu = hwm(), None\n"
-        f"if {row.backend == 'tensorrt'}:\n"
-        "    import pycuda.autoinit, pycuda.driver as cuda\n"
-        "    free0 = cuda.mem_get_info()[0]\n"
-        f"r = create_runner({row.model!r}, {row.backend!r}, threads={threads!r}, precision={row.precision!r})\n"
-        "s = r.input_shape; x = np.zeros((s[0] or 1, *s[1:]), np.float32)\n"
-        f"[r.infer(x) for _ in range({runs})]\n"
-        f"if {row.backend == 'tensorrt'}:\n"
-        "    gpu = (free0 - cuda.mem_get_info()[0]) / 2**20  # on a Jetson: unified memory\n"
-        "print(json.dumps({'base': base, 'peak': hwm(), 'gpu_mib': gpu}))\n"
+    """Peak host RSS (MiB) of a fresh process that loads the row's model and runs it, and the file size."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.probe", *row.probe(threads).argv(), "--memory", "--runs", str(runs)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parents[1])  # fmt: skip
-    if done.returncode != 0:
-        raise ToolchainError(f"{row.name}: memory probe failed: {done.stderr.strip()[-300:]}")
-    rss = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"peak_rss_mib": rss["peak"] / 1024, "model_rss_mib": (rss["peak"] - rss["base"]) / 1024,
-            "gpu_mib": rss["gpu_mib"], "file_mib": Path(row.model).stat().st_size / 2**20}  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    reply = json.loads(lines[-1]) if lines else {"error": done.stderr.strip()[-300:]}
+    if done.returncode != 0 or "error" in reply:
+        raise ToolchainError(f"{row.name}: memory probe failed: {reply.get('error')}")
+    return {"peak_rss_mib": reply["peak_kib"] / 1024, "model_rss_mib": (reply["peak_kib"] - reply["base_kib"]) / 1024,
+            "gpu_mib": reply["gpu_mib"], "file_mib": Path(row.model).stat().st_size / 2**20}  # fmt: skip

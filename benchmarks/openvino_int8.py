@@ -1,117 +1,181 @@
-"""FP32 against INT8 (QDQ ONNX) on OpenVINO, side by side in one process, runs interleaved A B A B.
+"""OpenVINO INT8 against the best float on this CPU (bf16 where it has it): latency, where the time goes,
+exactness, and throughput.
 
-Each variant (model x precision hint) is timed at batch 1 with the given threads; the table gives
-medians with min-max, the ratios against FP32, and how many convolutions OpenVINO runs in u8.
-With ``--data`` the INT8 model is also evaluated through ONNX Runtime and OpenVINO on the val split.
+Variants: the FP32 ONNX with each precision hint, and each INT8 (QDQ) ONNX with each hint and each
+way around OpenVINO's Concat -> FakeQuantize -> Convolution bug (``--workarounds``: the Maximum
+no-op, a FakeQuantize on each Concat input, nothing). Latency at batch 1 is taken as ``make bench``
+takes it: each variant in a process of its own, blocks rotated. For every variant: the per-layer
+counters, and images/s with the THROUGHPUT hint at batch 1 and ``--max-batch``. With ``--data``, each
+INT8 variant is checked against ONNX Runtime on the val split (raw outputs, and mAP with a paired
+bootstrap interval); the verdict compares the fastest exact INT8 variant with FP32 on bf16.
 
 Example:
-    $ python -m benchmarks.openvino_int8 --fp32 runs/ptq/best.onnx --int8 runs/ptq/best.int8.onnx
+    $ python -m benchmarks.openvino_int8 --fp32 runs/ptq/best.onnx --int8 runs/ptq/best.int8.onnx --data D
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import platform
-import time
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.suite import cpu_name
-from deploy.fileio import write_json
-from deploy.runtime.openvino import OpenVINORunner
+from benchmarks import layers
+from benchmarks.measure import RowProcess, Schedule, summarize, time_rotated
+from benchmarks.probe import ProbeConfig
+from deploy.errors import ToolchainError, report_errors
+from deploy.fileio import atomic_path, write_json
+from deploy.runtime.openvino import CONCAT_WORKAROUNDS, PRECISIONS
+
+logger = logging.getLogger("openvino_int8")
 
 
-def _ov_version() -> str:
-    import openvino
-
-    return openvino.__version__.split("-")[0]
-
-
-def time_interleaved(runners: dict[str, OpenVINORunner], runs: int, warmup: int) -> dict[str, np.ndarray]:
-    """Milliseconds per inference of each runner, one run of each in turn, ``runs`` rounds."""
-    shape = next(iter(runners.values())).input_shape
-    batch = np.random.default_rng(0).random((1, *shape[1:]), dtype=np.float32)
-    for runner in runners.values():
-        for _ in range(warmup):
-            runner.infer(batch)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(runs):
-        for name, runner in runners.items():
-            start = time.perf_counter()
-            runner.infer(batch)
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: np.array(t) for name, t in times.items()}
-
-
-def evaluate_backends(int8: Path, data: str) -> dict[str, float]:
-    """mAP50-95 of the INT8 model through ONNX Runtime (reference) and OpenVINO (f32 hint)."""
-    from deploy.dataset import load_data_yaml, load_split
-    from deploy.evaluate import evaluate
-    from deploy.runtime import create_runner
-
-    split = load_split(load_data_yaml(data), "val")
-    out = {}
-    for backend in ("onnxruntime", "openvino"):
-        with create_runner(int8, backend) as runner:
-            out[backend] = evaluate(runner, split).map50_95
+def variants(a: argparse.Namespace) -> dict[str, ProbeConfig]:
+    """Label to probe config: ``fp32/<hint>`` and ``<int8 stem>/<hint>/<workaround>``."""
+    out = {f"fp32/{p}": ProbeConfig(str(a.fp32), "openvino", p, a.threads) for p in a.precisions}
+    for model in a.int8:
+        for p in a.precisions:
+            for w in a.workarounds:
+                out[f"{Path(model).stem}/{p}/{w}"] = ProbeConfig(str(model), "openvino", p, a.threads, "LATENCY", w)
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fp32", type=Path, required=True, help="FP32 ONNX")
-    parser.add_argument("--int8", type=Path, required=True, help="QDQ ONNX of the same model and size")
-    parser.add_argument("--precisions", nargs="+", default=["f32", "bf16"], help="OpenVINO precision hints")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=50, help="timed runs of each variant (at least 30)")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--data", default=None, help="data.yaml: also compare INT8 mAP on ONNX Runtime and OpenVINO")
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/openvino_int8/report.json"))
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+def time_latency(configs: dict[str, ProbeConfig], schedule: Schedule) -> dict[str, dict]:
+    """Batch-1 latency of every variant, each in its own process, rotated blocks."""
+    with contextlib.ExitStack() as stack:
+        procs = {k: stack.enter_context(RowProcess(c, k)) for k, c in configs.items()}
+        return {k: summarize(t) for k, t in time_rotated(procs, schedule).items()}
 
-    runners = {}
-    for precision in args.precisions:
-        for label, path in (("fp32", args.fp32), ("int8", args.int8)):
-            runners[f"{label}/{precision}"] = OpenVINORunner(path, precision=precision, threads=args.threads)
-    shape = runners[f"fp32/{args.precisions[0]}"].input_shape
-    print(
-        f"OpenVINO on {platform.processor() or platform.machine()}, input {shape}, batch 1, "
-        f"{args.threads} threads, {args.runs} interleaved runs each"
-    )
-    times = time_interleaved(runners, args.runs, args.warmup)
-    base = float(np.median(times[f"fp32/{args.precisions[0]}"]))
-    rows = {}
-    for name, t in times.items():
-        median = float(np.median(t))
-        convs = dict(runners[name].conv_precisions())
-        rows[name] = {"median_ms": median, "min_ms": float(t.min()), "max_ms": float(t.max()),
-                      "speedup_vs_fp32_f32": base / median, "convs": convs}  # fmt: skip
-        print(
-            f"  {name:<10} median {median:7.2f} ms  (min {t.min():6.2f}, max {t.max():6.2f})  "
-            f"x{base / median:4.2f} vs fp32/{args.precisions[0]}  convs {convs}"
-        )
-    for precision in args.precisions:
-        ratio = np.median(times[f"fp32/{precision}"]) / np.median(times[f"int8/{precision}"])
-        print(f"INT8 vs FP32, both with the {precision} hint: {ratio:.2f}x faster")
-    if "bf16" in args.precisions:
-        ratio = np.median(times["fp32/bf16"]) / min(np.median(times[f"int8/{p}"]) for p in args.precisions)
-        print(f"INT8 (best hint) vs FP32 on bf16, the fastest float here: {ratio:.2f}x faster")
-    report = {"cpu": cpu_name(), "openvino": _ov_version(), "input": list(shape), "threads": args.threads,
-              "runs": args.runs, "rows": rows}  # fmt: skip
-    if args.data:
-        maps = evaluate_backends(args.int8, args.data)
-        print(
-            f"INT8 mAP50-95: ONNX Runtime {maps['onnxruntime']:.4f}, OpenVINO {maps['openvino']:.4f}, "
-            f"difference {abs(maps['onnxruntime'] - maps['openvino']):.4f}"
-        )
-        report["map50_95"] = maps
-    for runner in runners.values():
-        runner.close()
-    print(f"report: {write_json(args.json, report)}")
+
+def time_throughput(configs: dict[str, ProbeConfig], max_batch: int, batches_per_block: int = 16) -> dict[str, dict]:
+    """Images/s with the THROUGHPUT hint at batch 1 and ``max_batch`` (dynamic-batch models)."""
+    out: dict[str, dict] = {}
+    with contextlib.ExitStack() as stack:
+        procs = {k: stack.enter_context(RowProcess(ProbeConfig(**{**asdict(c), "hint": "THROUGHPUT"}), k))
+                 for k, c in configs.items()}  # fmt: skip
+        for k, p in procs.items():
+            out[k] = {"streams": p.info["streams"], "requests": p.info["requests"]}
+        for batch in sorted({1, max_batch}):
+            group = {k: p for k, p in procs.items() if batch == 1 or p.info["input_shape"][0] is None}
+            timed = time_rotated(group, Schedule(3, batches_per_block, 2), batch, "throughput", f"THROUGHPUT, b{batch}")
+            for k, t in timed.items():
+                out[k][f"batch{batch}_images_per_s"] = 1000 * batch / float(np.median(t))
+    return out
+
+
+def check_exactness(configs: dict[str, ProbeConfig], data: str, resamples: int) -> dict[str, dict]:
+    """Every INT8 variant against ONNX Runtime on the val split (``benchmarks/exactness.py``)."""
+    from benchmarks.exactness import Reference
+    from deploy.dataset import load_data_yaml, load_split
+    from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+
+    split = load_split(load_data_yaml(data), "val")
+    references: dict[str, Reference] = {}
+    out = {}
+    for label, c in configs.items():
+        if label.startswith("fp32/"):
+            continue
+        if c.model not in references:
+            with OnnxRuntimeRunner(c.model) as ort:
+                references[c.model] = Reference(ort, split, resamples=resamples)
+        with c.open() as runner:
+            out[label] = asdict(references[c.model].check(runner))
+        logger.info("%s: mAP %.4f (ONNX Runtime %.4f)", label, out[label]["map50_95"], out[label]["reference_map50_95"])
+    return out
+
+
+def verdict(latency: dict[str, dict], exact: dict[str, dict] | None) -> dict:
+    """The fastest INT8 variant that is exact (any, without ``--data``) against the fastest FP32 variant."""
+    int8 = [k for k in latency if not k.startswith("fp32/") and (exact is None or exact[k]["exact"])]
+    fp32 = min((k for k in latency if k.startswith("fp32/")), key=lambda k: latency[k]["p50"])
+    if not int8:
+        return {"fp32": fp32, "int8": None, "ratio": None}
+    best = min(int8, key=lambda k: latency[k]["p50"])
+    return {"fp32": fp32, "int8": best, "ratio": latency[fp32]["p50"] / latency[best]["p50"]}
+
+
+def markdown(report: dict) -> str:
+    """Latency, verdict, exactness, throughput and per-layer tables."""
+    lat, ex, tp, v = report["latency_ms"], report.get("exactness"), report["throughput"], report["verdict"]
+    lines = [f"# OpenVINO INT8 against float: {report['cpu']}, OpenVINO {report['openvino']}", "",
+             f"Input {report['input']}, {report['threads']} threads; batch-1 latency, each variant in its own "
+             "process, blocks rotated (p50, p10-p90).", "",
+             "| variant | p50 ms | p10-p90 | x vs fastest FP32 | mAP50-95 | ONNX Runtime | difference [95% CI] | "
+             "max abs box / score | exact |", "|" + "---|" * 9]  # fmt: skip
+    base = lat[v["fp32"]]["p50"]
+    for k, s in lat.items():
+        e = (ex or {}).get(k)
+        acc = (f"{e['map50_95']:.4f} | {e['reference_map50_95']:.4f} | {e['difference']['delta']:+.4f} "
+               f"[{e['difference']['low']:+.4f}, {e['difference']['high']:+.4f}] | "
+               f"{e['max_abs_box']:.3g} / {e['max_abs_score']:.3g} | {'yes' if e['exact'] else 'NO'}"
+               if e else "- | - | - | - | -")  # fmt: skip
+        lines.append(f"| {k} | {s['p50']:.2f} | {s['p10']:.2f}-{s['p90']:.2f} | {base / s['p50']:.2f}x | {acc} |")
+    ratio = f"{v['ratio']:.2f}x" if v["ratio"] else "-"
+    lines += ["", f"Fastest {'exact ' if ex else ''}INT8 ({v['int8']}) against {v['fp32']}: **{ratio}** (goal 1.5x).",
+              "", "Throughput, THROUGHPUT hint, every request in flight (img/s):", "",
+              f"| variant | streams x requests | batch 1 | batch {report['max_batch']} |",
+              "|---|---|---|---|"]  # fmt: skip
+    for k, t in tp.items():
+        big = t.get(f"batch{report['max_batch']}_images_per_s")
+        lines.append(f"| {k} | {t['streams']} x {t['requests']} | {t['batch1_images_per_s']:.1f} | "
+                     f"{'-' if big is None else f'{big:.1f}'} |")  # fmt: skip
+    lines += ["", "Per-layer counters (PERF_COUNT), ms per batch-1 inference (nodes):", ""]
+    return "\n".join(lines + layers.markdown(report["layers"])) + "\n"
+
+
+def _run(a: argparse.Namespace) -> None:
+    from benchmarks.suite import cpu_name
+
+    for path in (a.fp32, *a.int8):
+        if not Path(path).is_file():
+            raise ToolchainError(f"{path}: model not found")
+    for p in a.precisions:
+        if p not in PRECISIONS:
+            raise ToolchainError(f"--precisions: '{p}' is not one of {list(PRECISIONS)}")
+    for w in a.workarounds:
+        if w not in CONCAT_WORKAROUNDS:
+            raise ToolchainError(f"--workarounds: '{w}' is not one of {list(CONCAT_WORKAROUNDS)}")
+    configs = variants(a)
+    latency = time_latency(configs, Schedule.for_runs(a.runs, a.warmup))
+    exact = check_exactness(configs, a.data, a.resamples) if a.data else None
+    import openvino
+
+    with configs[f"fp32/{a.precisions[0]}"].open() as runner:
+        shape = list(runner.input_shape)
+    report = {"cpu": cpu_name(), "openvino": openvino.__version__.split("-")[0], "threads": a.threads,
+              "input": shape, "max_batch": a.max_batch,
+              "latency_ms": latency, "verdict": verdict(latency, exact), "exactness": exact,
+              "throughput": time_throughput(configs, a.max_batch),
+              "layers": {k: layers.layer_profile(c.model, c.precision, a.threads, c.concat_workaround)
+                         for k, c in configs.items()}}  # fmt: skip
+    text = markdown(report)
+    print(text)
+    write_json(a.out / "report.json", report)
+    with atomic_path(a.out / "report.md") as tmp:
+        tmp.write_text(text)
+    print(f"report: {a.out / 'report.md'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="openvino_int8", description=__doc__.split("\n")[0], allow_abbrev=False)
+    p.add_argument("--fp32", type=Path, required=True, help="FP32 ONNX")
+    p.add_argument("--int8", type=Path, nargs="+", required=True, help="QDQ ONNX of the same model and size")
+    p.add_argument("--precisions", nargs="+", default=["f32", "bf16"], help="OpenVINO precision hints")
+    p.add_argument("--workarounds", nargs="+", default=list(CONCAT_WORKAROUNDS), help="Concat workarounds to try")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=100, help="timed runs of each variant, over 5 rotated blocks")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs at the start of each block")
+    p.add_argument("--max-batch", type=int, default=8, help="THROUGHPUT-hint batch for dynamic-batch models")
+    p.add_argument("--data", default=None, help="data.yaml: check every INT8 variant against ONNX Runtime on val")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the mAP intervals")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/openvino_int8"), help="report folder")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    return report_errors(_run, p.parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

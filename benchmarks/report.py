@@ -1,5 +1,6 @@
-"""Benchmark reports: the markdown table with ratios against FP32, JSON, the latency-vs-mAP plot,
-and two reports side by side (``bench compare``)."""
+"""Benchmark reports: the markdown table with ratios against FP32, mAP differences with bootstrap
+intervals, throughput and per-layer tables, JSON, the latency-vs-mAP plot, and two reports side by
+side (``bench compare``)."""
 
 from __future__ import annotations
 
@@ -21,36 +22,88 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+HEADER = ("model / backend", "p50 ms", "p10-p90", "p99", "min-max", "speed-up", "img/s (batch)", "pipeline FPS",
+          "peak RSS MiB", "GPU MiB", "file MiB", "size", "mAP50-95 [95% CI]", "mAP50", "AP small")  # fmt: skip
+
+
+def _table(header: tuple[str, ...] | list[str]) -> list[str]:
+    """A markdown header and a separator with one cell per header cell."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+
+def _row_cells(r: Row, base: Row | None) -> list[str]:
+    lat, mem, acc, tp = r.latency_ms, r.memory, r.accuracy, r.throughput
+    speedup = base.latency_ms["p50"] / lat["p50"] if base else None
+    size = mem.get("file_mib") / base.memory["file_mib"] if base and base.memory and mem else None
+    interval = acc.get("interval")
+    ci = f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""
+    return [r.name, _fmt(lat["p50"]), f"{_fmt(lat.get('p10'))}-{_fmt(lat['p90'])}", _fmt(lat["p99"]),
+            f"{_fmt(lat['min'])}-{_fmt(lat['max'])}", f"{_fmt(speedup)}x",
+            f"{_fmt(tp.get('images_per_s'), '.1f')} ({tp.get('batch', '-')})", _fmt(r.pipeline.get("fps"), ".1f"),
+            _fmt(mem.get("peak_rss_mib"), ".0f"), _fmt(mem.get("gpu_mib"), ".0f"), _fmt(mem.get("file_mib"), ".1f"),
+            f"{_fmt(size)}x", _fmt(acc.get("map50_95"), ".4f") + ci, _fmt(acc.get("map50"), ".4f"),
+            _fmt(acc.get("ap_small"), ".4f")]  # fmt: skip
+
+
+def differences(rows: list[Row]) -> list[str]:
+    """Every mAP difference with its paired bootstrap interval, and whether it is real or noise."""
+    lines = []
+    for r in rows:
+        for other, d in r.accuracy.get("differences", {}).items():
+            verdict = "real" if d["real"] else "within noise"
+            lines.append(
+                f"| {r.name} | {other} | {d['delta']:+.4f} | [{d['low']:+.4f}, {d['high']:+.4f}] | {verdict} |"
+            )
+    if not lines:
+        return []
+    d = next(d for r in rows for d in r.accuracy.get("differences", {}).values())
+    return ["", f"mAP50-95 differences, paired bootstrap over the {d['images']} val images ({d['resamples']} "
+            f"resamples, {d['confidence']:.0%} interval): a difference is real only when its interval excludes 0.", "",
+            *_table(("row", "against", "difference", "interval", "verdict")), *lines]  # fmt: skip
+
+
+def throughput(rows: list[Row]) -> list[str]:
+    """OpenVINO with the THROUGHPUT hint: images/s with every request in flight, batch 1 and the largest batch."""
+    hinted = [r for r in rows if r.throughput.get("throughput_hint")]
+    if not hinted:
+        return []
+    batches = sorted({int(k[5:].split("_")[0]) for r in hinted for k in r.throughput["throughput_hint"]
+                      if k.startswith("batch")})  # fmt: skip
+    lines = ["", "Throughput, OpenVINO THROUGHPUT hint (streams run in parallel, every request in flight; "
+             "for many cameras on one box):", "",
+             *_table(("model / backend", "streams x requests", *(f"img/s at batch {b}" for b in batches)))]  # fmt: skip
+    for r in hinted:
+        h = r.throughput["throughput_hint"]
+        cells = [_fmt(h.get(f"batch{b}_images_per_s"), ".1f") for b in batches]
+        lines.append(f"| {r.name} | {h['streams']} x {h['requests']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(rows: list[Row], env: dict, title: str) -> str:
-    """The report: environment, one line per row (or why it did not run), ratios against FP32 on the same backend."""
+    """The report: environment, one line per row (or why it did not run), ratios against FP32 on the same
+    backend, mAP differences with bootstrap intervals, throughput, per-layer counters, per-class AP."""
+    from benchmarks import layers
+
     lines = [f"# Benchmark: {title}", "",
              "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if v is not None), "",
-             "Latency: batch 1, p50 over round-robin runs of all rows (noise: min-max). Speed-up and size "
-             "are against FP32 (f32) on the same backend. mAP on the val split through the same runner.", "",
-             "| model / backend | p50 ms | p90 | p99 | min-max | speed-up | img/s | pipeline FPS | peak RSS MiB | "
-             "GPU MiB | file MiB | size | mAP50-95 | mAP50 | AP small |",
-             "|" + "---|" * 16]  # fmt: skip
+             "Latency: batch 1, each row in its own process, rows taking turns in blocks (warm-up runs, then "
+             "timed runs; the order rotates each round). Spread: p10-p90 and min-max. Speed-up and size are "
+             "against FP32 (f32) on the same backend. mAP on the val split through the same runner, with its "
+             "95% bootstrap interval over images.", "", *_table(HEADER)]  # fmt: skip
     for r in rows:
         if r.skipped:
-            lines.append(f"| {r.name} | not run: {r.skipped} |" + " |" * 14)
-            continue
-        base = _fp32(rows, r.backend)
-        lat, mem, acc = r.latency_ms, r.memory, r.accuracy
-        speedup = base.latency_ms["p50"] / lat["p50"] if base else None
-        size = mem.get("file_mib") / base.memory["file_mib"] if base and base.memory else None
-        lines.append(
-            f"| {r.name} | {_fmt(lat['p50'])} | {_fmt(lat['p90'])} | {_fmt(lat['p99'])} | "
-            f"{_fmt(lat['min'])}-{_fmt(lat['max'])} | {_fmt(speedup)}x | "
-            f"{_fmt(r.throughput.get('images_per_s'), '.1f')} | "
-            f"{_fmt(r.pipeline.get('fps'), '.1f')} | {_fmt(mem.get('peak_rss_mib'), '.0f')} | "
-            f"{_fmt(mem.get('gpu_mib'), '.0f')} | "
-            f"{_fmt(mem.get('file_mib'), '.1f')} | {_fmt(size)}x | {_fmt(acc.get('map50_95'), '.4f')} | "
-            f"{_fmt(acc.get('map50'), '.4f')} | {_fmt(acc.get('ap_small'), '.4f')} |"
-        )
+            lines.append(f"| {r.name} | not run: {r.skipped} |" + " |" * (len(HEADER) - 2))
+        else:
+            lines.append("| " + " | ".join(_row_cells(r, _fp32(rows, r.backend))) + " |")
+    lines += differences(rows) + throughput(rows)
+    profiled = {r.name: r.layers for r in rows if r.layers}
+    if profiled:
+        lines += ["", "OpenVINO per-layer counters (PERF_COUNT), ms per batch-1 inference (nodes); SiLU and "
+                  "requantization fused into a convolution count as that convolution:", "",
+                  *layers.markdown(profiled)]  # fmt: skip
     classes = next((list(r.accuracy["per_class"]) for r in rows if r.accuracy), [])
     if classes:
-        lines += ["", "Per-class AP50-95:", "", "| model / backend | " + " | ".join(classes) + " |",
-                  "|" + "---|" * (len(classes) + 1)]  # fmt: skip
+        lines += ["", "Per-class AP50-95:", "", *_table(("model / backend", *classes))]
         for r in rows:
             if r.accuracy:
                 cells = [_fmt(r.accuracy["per_class"][c], ".4f") for c in classes]
@@ -59,16 +112,20 @@ def markdown(rows: list[Row], env: dict, title: str) -> str:
 
 
 def plot(rows: list[Row], path: Path) -> Path:
-    """Latency (p50) against mAP50-95, one point per row."""
+    """Latency (p50, bar p10-p90) against mAP50-95 (bar: 95% bootstrap interval), one point per row."""
     from toolchain.plots import png_figure
 
     with png_figure(path, (8, 5)) as ax:
         for r in rows:
             if r.latency_ms and r.accuracy:
-                ax.scatter(r.latency_ms["p50"], r.accuracy["map50_95"])
-                ax.annotate(r.name, (r.latency_ms["p50"], r.accuracy["map50_95"]), fontsize=7)
-        ax.set_xlabel("latency p50 (ms, batch 1)")
-        ax.set_ylabel("mAP50-95")
+                lat, acc = r.latency_ms, r.accuracy
+                x, y = lat["p50"], acc["map50_95"]
+                low, high = acc.get("interval") or (y, y)
+                ax.errorbar(x, y, xerr=[[x - lat.get("p10", x)], [lat["p90"] - x]],
+                            yerr=[[max(0.0, y - low)], [max(0.0, high - y)]], fmt="o", capsize=3)  # fmt: skip
+                ax.annotate(r.name, (x, y), fontsize=7)
+        ax.set_xlabel("latency p50 (ms, batch 1; bar: p10-p90)")
+        ax.set_ylabel("mAP50-95 (bar: 95% bootstrap interval over images)")
         ax.set_title("Latency against accuracy")
     return path
 

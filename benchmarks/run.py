@@ -29,8 +29,9 @@ def _bench(a: argparse.Namespace) -> None:
     for r in rows:
         logger.info("row %-45s %s", r.name, f"skipped: {r.skipped}" if r.skipped else "runs")
     steps = [("latency", lambda: suite.measure_latency(rows, a.threads, a.runs, a.warmup, a.max_batch)),
+             ("per-layer counters", lambda: suite.measure_layers(rows, a.threads)),
              ("memory", lambda: suite.measure_memory(rows, a.threads)),
-             ("accuracy", lambda: suite.measure_accuracy(rows, a.data, a.threads)),
+             ("accuracy", lambda: suite.measure_accuracy(rows, a.data, a.threads, a.resamples)),
              ("pipeline", lambda: suite.measure_pipeline(rows, a.data, a.threads, a.frames))]  # fmt: skip
     for i, (name, step) in enumerate(steps, 1):
         logger.info("[%d/%d] %s", i, len(steps), name)
@@ -58,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer", default=None, help="the peer's INT8 ONNX (ultralytics QAT), if any")
     p.add_argument("--name", default="bench", help="report folder name under --out")
     p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("--runs", type=int, default=100, help="timed runs of each row (at least 100)")
-    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--runs", type=int, default=100, help="timed runs of each row, over 5 rotated blocks")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs at the start of each block")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--frames", type=int, default=150, help="video frames for the pipeline FPS")
     p.add_argument("--max-batch", type=int, default=8, help="throughput batch for dynamic-batch models and engines")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the mAP intervals")
     return report_errors(_bench, p.parse_args(argv))
 
 

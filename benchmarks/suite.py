@@ -8,6 +8,7 @@ reason.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import platform
@@ -17,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.measure import Row, peak_memory, time_round_robin
+from benchmarks.measure import Row, RowProcess, Schedule, peak_memory, summarize, time_rotated
+from deploy.bootstrap import bootstrap_interval, paired_bootstrap
 from deploy.dataset import load_data_yaml, load_split
 from deploy.evaluate import evaluate
 from deploy.outputs import Outputs
@@ -108,33 +110,93 @@ def _why_not(row: Row, peer: str | None) -> str | None:
 
 
 def measure_latency(rows: list[Row], threads: int | None, runs: int, warmup: int, max_batch: int = 8) -> None:
-    """Batch-1 latency of every row round-robin, then throughput at the largest batch each model takes."""
+    """Batch-1 latency of every row, each in its own process, in rotated blocks; then throughput: at the
+    largest batch each model takes, and for OpenVINO rows with the THROUGHPUT hint (streams and
+    requests in flight) at batch 1 and that batch."""
     runnable = [r for r in rows if not r.skipped]
-    runners = {r.name: r.open(threads) for r in runnable}
-    try:
-        latency = time_round_robin(runners, runs, warmup, batch=1)
-        for r in runnable:
-            r.latency_ms = latency[r.name]
-            batch = runners[r.name].max_batch or max_batch
-            timed = (
-                time_round_robin({r.name: runners[r.name]}, max(10, runs // 10), 2, batch)[r.name]
-                if batch > 1
-                else latency[r.name]
-            )
-            r.throughput = {"batch": batch, "images_per_s": 1000 * batch / timed["p50"]}
-    finally:
-        for runner in runners.values():
-            runner.close()
+    schedule = Schedule.for_runs(runs, warmup)
+    with contextlib.ExitStack() as stack:
+        procs = {r.name: stack.enter_context(RowProcess(r.probe(threads), r.name)) for r in runnable}
+        latency = time_rotated(procs, schedule)
+        batches = {r.name: procs[r.name].info["input_shape"][0] or max_batch for r in runnable}
+        batch_ms = _time_by_batch(procs, batches, Schedule(rounds=3, runs=max(5, runs // 10), warmup=2))
+    for r in runnable:
+        r.latency_ms = summarize(latency[r.name])
+        ms = batch_ms.get(r.name, r.latency_ms["p50"])
+        r.throughput = {"batch": batches[r.name], "images_per_s": 1000 * batches[r.name] / ms}
+    openvino = [r for r in runnable if r.backend == "openvino"]
+    if openvino:
+        measure_throughput_hint(openvino, threads, max_batch)
 
 
-def measure_accuracy(rows: list[Row], data: str, threads: int | None) -> None:
+def _time_by_batch(procs: dict[str, RowProcess], batches: dict[str, int], schedule: Schedule) -> dict[str, float]:
+    """Median milliseconds per batch of each row whose batch is over 1, rows of one batch size together."""
+    out = {}
+    for batch in sorted({b for b in batches.values() if b > 1}):
+        group = {n: p for n, p in procs.items() if batches[n] == batch}
+        timed = time_rotated(group, schedule, batch, desc=f"batch {batch}")
+        out.update({n: float(np.median(t)) for n, t in timed.items()})
+    return out
+
+
+def measure_throughput_hint(rows: list[Row], threads: int | None, max_batch: int, batches_per_block: int = 16) -> None:
+    """Images/s of OpenVINO rows compiled with the THROUGHPUT hint, every request in flight, at batch 1
+    and at ``max_batch`` (dynamic-batch models), each row in its own process, rotated blocks."""
+    schedule = Schedule(rounds=3, runs=batches_per_block, warmup=2)
+    with contextlib.ExitStack() as stack:
+        procs = {r.name: stack.enter_context(RowProcess(r.probe(threads, "THROUGHPUT"), r.name)) for r in rows}
+        hint = {r.name: {"streams": procs[r.name].info.get("streams"), "requests": procs[r.name].info.get("requests")}
+                for r in rows}  # fmt: skip
+        for batch in (1, max_batch):
+            group = {n: p for n, p in procs.items() if batch == 1 or p.info["input_shape"][0] is None}
+            timed = time_rotated(group, schedule, batch, "throughput", f"THROUGHPUT hint, batch {batch}")
+            for name, t in timed.items():
+                hint[name][f"batch{batch}_images_per_s"] = 1000 * batch / float(np.median(t))
+    for r in rows:
+        r.throughput["throughput_hint"] = hint[r.name]
+
+
+def measure_layers(rows: list[Row], threads: int | None) -> None:
+    """OpenVINO's per-layer counters of every OpenVINO row (``benchmarks/layers.py``)."""
+    from benchmarks.layers import layer_profile
+
+    for r in [r for r in rows if not r.skipped and r.backend == "openvino"]:
+        r.layers = layer_profile(r.model, r.precision, threads)
+
+
+def measure_accuracy(rows: list[Row], data: str, threads: int | None, resamples: int = 1000) -> None:
+    """mAP of every row on the val split, and paired bootstrap intervals of the differences that the
+    report shows: each row against FP32 on its backend, INT8 QAT against INT8 PTQ, and each row on
+    OpenVINO or TensorRT against the same model on ONNX Runtime."""
     split = load_split(load_data_yaml(data), "val")
+    matches = {}
     for r in [r for r in rows if not r.skipped]:
         logger.info("accuracy: %s", r.name)
         with r.open(threads) as runner:
             result = evaluate(runner, split)
+        matches[r.name] = result.matches
         r.accuracy = {"map50_95": result.map50_95, "map50": result.map50, "ap_small": result.ap_small,
-                      "per_class": result.per_class}  # fmt: skip
+                      "per_class": result.per_class, "images": result.images,
+                      "interval": list(bootstrap_interval(result.matches, resamples=resamples))}  # fmt: skip
+    for r, other in comparisons(rows):
+        diff = paired_bootstrap(matches[r.name], matches[other.name], resamples=resamples)
+        r.accuracy.setdefault("differences", {})[other.name] = diff.to_dict()
+
+
+def comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
+    """The (row, reference) pairs whose mAP difference the report gives."""
+    done = [r for r in rows if not r.skipped]
+    source = lambda r: "FP32" if r.variant == "FP16" else r.variant  # noqa: E731  (an FP16 engine is built from FP32)
+    pairs = []
+    for r in done:
+        same = [o for o in done if o.backend == r.backend and o is not r]
+        refs = [o for o in same if o.variant in ("FP32", "FP16") and o.precision in ("f32", "fp16")]
+        if r.variant == "INT8 QAT":
+            refs += [o for o in same if o.variant == "INT8 PTQ" and o.precision == r.precision]
+        if r.backend != "onnxruntime":
+            refs += [o for o in done if o.backend == "onnxruntime" and o.variant == source(r)]
+        pairs += [(r, o) for o in refs]
+    return pairs
 
 
 def make_video(data: str, path: Path, frames: int, size: int) -> Path:
