@@ -37,11 +37,16 @@ def tiny_yolo(nc: int = 3) -> torch.nn.Module:
 
 
 def detection_batch(seed: int = 0) -> dict:
-    """``IMAGES`` noise images with ``BOXES_PER_IMAGE`` random boxes each, as ultralytics' loader gives them."""
+    """``IMAGES`` noise images with ``BOXES_PER_IMAGE`` random boxes each, as ultralytics' loader gives them.
+
+    ultralytics clamps a batch's target-score sum at 1; these boxes give sums of 3.0 (images 0-1) and
+    2.0 (images 2-3), so the ranks normalise differently, which is what the DDP test must see.
+    """
     g = torch.Generator().manual_seed(seed)
     idx = torch.cat([torch.full((n,), i, dtype=torch.float32) for i, n in enumerate(BOXES_PER_IMAGE)])
     n = len(idx)
-    centers, sizes = 0.3 + 0.4 * torch.rand(n, 2, generator=g), 0.1 + 0.3 * torch.rand(n, 2, generator=g)
+    sizes = 0.5 + 0.4 * torch.rand(n, 2, generator=g)  # large: the untrained model's boxes overlap them, so
+    centers = sizes / 2 + (1 - sizes) * torch.rand(n, 2, generator=g)  # each rank's target sum is above 1 and differs
     return {"img": torch.rand(IMAGES, 3, IMGSZ, IMGSZ, generator=g), "batch_idx": idx,
             "cls": torch.randint(0, 3, (n, 1), generator=g).float(), "bboxes": torch.cat([centers, sizes], 1)}  # fmt: skip
 
