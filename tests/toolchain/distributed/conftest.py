@@ -39,8 +39,8 @@ def tiny_yolo(nc: int = 3) -> torch.nn.Module:
 def detection_batch(seed: int = 0) -> dict:
     """``IMAGES`` noise images with ``BOXES_PER_IMAGE`` random boxes each, as ultralytics' loader gives them.
 
-    ultralytics clamps a batch's target-score sum at 1; these boxes give sums of 3.0 (images 0-1) and
-    2.0 (images 2-3), so the ranks normalise differently, which is what the DDP test must see.
+    ultralytics clamps a batch's target-score sum at 1; these boxes give sums of 3.6 (images 0-1) and
+    1.6 (images 2-3) for the seeded tiny model, so the ranks normalise differently, as the DDP test needs.
     """
     g = torch.Generator().manual_seed(seed)
     idx = torch.cat([torch.full((n,), i, dtype=torch.float32) for i, n in enumerate(BOXES_PER_IMAGE)])
