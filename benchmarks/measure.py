@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,21 +82,28 @@ class RowProcess:
 
     def __init__(self, config: ProbeConfig, label: str) -> None:
         self.label = label
+        self._stderr = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty child never blocks on it
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.probe", *config.argv(), "--serve"], cwd=ROOT, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
         )  # fmt: skip
-        self.info = self._read()
+        try:
+            self.info = self._read()
+        except ToolchainError:
+            self.close()
+            raise
 
     def _read(self) -> dict:
-        line = self._proc.stdout.readline()
-        if not line:
-            self._proc.wait()
-            raise ToolchainError(f"{self.label}: probe process ended: {self._proc.stderr.read().strip()[-300:]}")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise ToolchainError(f"{self.label}: {reply['error']}")
-        return reply
+        """The next JSON reply (a line that a library printed to stdout is skipped)."""
+        while line := self._proc.stdout.readline():
+            if line.startswith("{"):
+                reply = json.loads(line)
+                if "error" in reply:
+                    raise ToolchainError(f"{self.label}: {reply['error']}")
+                return reply
+        self._proc.wait()
+        self._stderr.seek(0)
+        raise ToolchainError(f"{self.label}: probe process ended: {self._stderr.read().strip()[-300:]}")
 
     def block(self, runs: int, warmup: int, batch: int = 1, mode: str = "latency") -> list[float]:
         self._proc.stdin.write(json.dumps({"runs": runs, "warmup": warmup, "batch": batch, "mode": mode}) + "\n")
@@ -111,6 +119,7 @@ class RowProcess:
             except (OSError, subprocess.TimeoutExpired):
                 self._proc.kill()
                 self._proc.wait()
+        self._stderr.close()
 
     def __enter__(self) -> RowProcess:
         return self
