@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from benchmarks.measure import Row, RowProcess, Schedule, peak_memory, summarize, time_rotated
-from deploy.bootstrap import bootstrap_interval, paired_bootstrap
+from deploy.bootstrap import Resamples
 from deploy.dataset import load_data_yaml, load_split
 from deploy.evaluate import evaluate
 from deploy.outputs import Outputs
@@ -169,18 +169,17 @@ def measure_accuracy(rows: list[Row], data: str, threads: int | None, resamples:
     report shows: each row against FP32 on its backend, INT8 QAT against INT8 PTQ, and each row on
     OpenVINO or TensorRT against the same model on ONNX Runtime."""
     split = load_split(load_data_yaml(data), "val")
-    matches = {}
+    boot = Resamples(len(split.images), resamples=resamples)
     for r in [r for r in rows if not r.skipped]:
         logger.info("accuracy: %s", r.name)
         with r.open(threads) as runner:
             result = evaluate(runner, split)
-        matches[r.name] = result.matches
+        boot.add(r.name, result.matches)
         r.accuracy = {"map50_95": result.map50_95, "map50": result.map50, "ap_small": result.ap_small,
                       "per_class": result.per_class, "images": result.images,
-                      "interval": list(bootstrap_interval(result.matches, resamples=resamples))}  # fmt: skip
+                      "interval": list(boot.interval(r.name))}  # fmt: skip
     for r, other in comparisons(rows):
-        diff = paired_bootstrap(matches[r.name], matches[other.name], resamples=resamples)
-        r.accuracy.setdefault("differences", {})[other.name] = diff.to_dict()
+        r.accuracy.setdefault("differences", {})[other.name] = boot.difference(r.name, other.name).to_dict()
 
 
 def comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:

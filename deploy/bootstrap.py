@@ -175,18 +175,54 @@ class Difference:
         return {**self.__dict__, "real": self.real}
 
 
-def _samples(images: int, resamples: int, seed: int) -> np.ndarray:
-    if resamples < 10:
-        raise ToolchainError(f"bootstrap: resamples must be at least 10, got {resamples}")
-    return np.random.default_rng(seed).integers(0, images, (resamples, images))
-
-
 def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    if not 0 < confidence < 1:
-        raise ToolchainError(f"bootstrap: confidence must be in (0, 1), got {confidence}")
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+class Resamples:
+    """One set of image resamples shared by several models: each model's metric is computed once per
+    resample, and any pair's difference is read from those values (many pairs, one pass per model).
+
+    Example:
+        >>> boot = Resamples(images=140)
+        >>> boot.add("fp32", fp32.matches); boot.add("qat", qat.matches)
+        >>> boot.difference("qat", "fp32").describe()
+    """
+
+    def __init__(self, images: int, metric: str = "map50_95", resamples: int = 1000, confidence: float = 0.95,
+                 seed: int = 0) -> None:  # fmt: skip
+        if metric not in METRICS:
+            raise ToolchainError(f"bootstrap: metric must be one of {list(METRICS)}, got '{metric}'")
+        if resamples < 10:
+            raise ToolchainError(f"bootstrap: resamples must be at least 10, got {resamples}")
+        if not 0 < confidence < 1:
+            raise ToolchainError(f"bootstrap: confidence must be in (0, 1), got {confidence}")
+        self.images, self.metric, self.confidence = images, metric, confidence
+        self.samples = np.random.default_rng(seed).integers(0, images, (resamples, images))
+        self.values: dict[str, np.ndarray] = {}
+        self.full: dict[str, float] = {}
+
+    def add(self, name: str, table: MatchTable) -> None:
+        """Score ``table`` on every resample (and on all images)."""
+        if table.images != self.images:
+            raise ToolchainError(
+                f"bootstrap: '{name}' was scored on {table.images} images, the others on {self.images}: "
+                "the models were scored on different splits"
+            )
+        self.values[name] = np.array([table.metric(self.metric, s) for s in self.samples])
+        self.full[name] = table.metric(self.metric)
+
+    def difference(self, a: str, b: str) -> Difference:
+        """``a - b`` with its paired percentile interval."""
+        low, high = _interval(self.values[a] - self.values[b], self.confidence)
+        return Difference(self.metric, self.full[a] - self.full[b], low, high, self.confidence, len(self.samples),
+                          self.images)  # fmt: skip
+
+    def interval(self, name: str) -> tuple[float, float]:
+        """Percentile interval of one model's metric."""
+        return _interval(self.values[name], self.confidence)
 
 
 def paired_bootstrap(
@@ -198,18 +234,16 @@ def paired_bootstrap(
     Raises:
         ToolchainError: The tables are of different splits, or an argument is out of range.
     """
-    if a.images != b.images or len(a.areas[0]) != len(b.areas[0]):
-        raise ToolchainError(
-            f"bootstrap: the two models were scored on different splits ({a.images} and {b.images} images)"
-        )
-    deltas = np.array([a.metric(metric, s) - b.metric(metric, s) for s in _samples(a.images, resamples, seed)])
-    low, high = _interval(deltas, confidence)
-    return Difference(metric, a.metric(metric) - b.metric(metric), low, high, confidence, resamples, a.images)
+    boot = Resamples(a.images, metric, resamples, confidence, seed)
+    boot.add("a", a)
+    boot.add("b", b)
+    return boot.difference("a", "b")
 
 
 def bootstrap_interval(
     table: MatchTable, metric: str = "map50_95", resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile interval of one model's ``metric`` over image resamples."""
-    values = np.array([table.metric(metric, s) for s in _samples(table.images, resamples, seed)])
-    return _interval(values, confidence)
+    boot = Resamples(table.images, metric, resamples, confidence, seed)
+    boot.add("model", table)
+    return boot.interval("model")

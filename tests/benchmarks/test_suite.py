@@ -25,3 +25,39 @@ def test_latency_throughput_and_counters_of_a_tiny_pair(tiny_pair):
     assert skipped.latency_ms == {} and skipped.throughput == {}
     suite.measure_layers(rows, threads=1)
     assert ov.layers["groups"]["conv int8"]["nodes"] >= 1 and ort.layers == {}
+
+
+def test_accuracy_gives_every_row_an_interval_and_every_comparison_a_difference(monkeypatch):
+    import contextlib
+
+    import numpy as np
+
+    from deploy.dataset import ImageRecord, Split
+    from deploy.evaluate import coco_map
+    from deploy.postprocess import Detections
+
+    rng = np.random.default_rng(0)
+    recs = [ImageRecord(f"{i}.jpg", 200, 200, np.array([0, 1]), np.array([[10, 10, 60, 50], [90, 90, 180, 170]], np.float32))
+            for i in range(20)]  # fmt: skip
+    split = Split("val", ["a", "b"], recs)
+    noise = {"f.onnx": 1.0, "q.onnx": 8.0}
+
+    def fake_evaluate(runner, split):
+        jitter = noise[runner]
+        dets = [Detections(r.boxes + rng.normal(0, jitter, r.boxes.shape).astype(np.float32),
+                           np.array([0.9, 0.8], np.float32), r.classes) for r in split.images]  # fmt: skip
+        return coco_map(split, dets)
+
+    monkeypatch.setattr(suite, "load_data_yaml", lambda data: None)
+    monkeypatch.setattr(suite, "load_split", lambda cfg, name: split)
+    monkeypatch.setattr(suite, "evaluate", fake_evaluate)
+    monkeypatch.setattr(Row, "open", lambda self, threads: contextlib.nullcontext(self.model))
+    rows = [Row("FP32", "onnxruntime", "f.onnx"), Row("INT8 QAT", "onnxruntime", "q.onnx"),
+            Row("FP32", "openvino", "f.onnx")]  # fmt: skip
+    suite.measure_accuracy(rows, "data.yaml", threads=1, resamples=50)
+    fp32, qat, ov = rows
+    assert fp32.accuracy["interval"][0] <= fp32.accuracy["map50_95"] + 0.05 and fp32.accuracy["images"] == 20
+    assert list(qat.accuracy["differences"]) == ["FP32 / onnxruntime"] and "differences" not in fp32.accuracy
+    worse = qat.accuracy["differences"]["FP32 / onnxruntime"]
+    assert worse["delta"] < 0 and worse["real"] and worse["resamples"] == 50
+    assert list(ov.accuracy["differences"]) == ["FP32 / onnxruntime"]
