@@ -7,33 +7,25 @@ PY        := $(VENV)/bin/python
 TOOLCHAIN := $(PY) -m toolchain.cli
 PARITY     = $(TOOLCHAIN) parity --data $(DATA)
 
-# The embedded default: the synthetic traffic-sign set, sized so the demo runs on a 2-core CPU.
+# Settings live in the configs (the dataclasses' defaults; configs/*.yaml for what the demo changes).
+# A setting given here (make EPOCHS=3, or in the environment) becomes its flag; one not given is not
+# passed, so the config decides: $(call flag,EPOCHS,--epochs) is '--epochs 3' or nothing.
+flag = $(if $(filter command line environment,$(origin $(1))),$(2) $($(1)))
+SETTINGS = $(call flag,IMGSZ,--imgsz) $(call flag,DEVICE,--device)
+
+# Paths that join the stages (the embedded default: the synthetic set, runs/ under the repository).
 DATA      ?= data/synthetic/data.yaml
-MODEL     ?= yolov8n.yaml
-IMGSZ     ?= 256
-EPOCHS    ?= 14
-BATCH     ?= 16
-DEVICE    ?= cpu
 NAME      ?= baseline
 WEIGHTS   ?= runs/$(NAME)/weights/best.pt
-RESUME    ?=
-QUANT     ?= configs/quant.yaml
-CALIB     ?= 256
 PTQ_ONNX  ?= runs/ptq/$(notdir $(basename $(WEIGHTS))).int8.onnx
-QAT_EPOCHS ?= 5
-DEMO_QAT_EPOCHS ?= 2
+QAT_NAME  ?= qat
+CONFIG    ?= configs/qat.yaml
 ENGINE_ONNX ?= runs/qat/$(QAT_NAME)/qat.int8.onnx
+DEMO_QAT_EPOCHS ?= 2
 PRECISION ?= int8
 MAX_BATCH ?= 1
 JETPACK   ?= 6
-QAT_NAME  ?= qat
-CONFIG    ?= configs/qat.yaml
-# Stages after the baseline take the size the weights were trained at unless IMGSZ is given.
-SIZE_FLAG  = $(if $(filter command line,$(origin IMGSZ)),--imgsz $(IMGSZ))
-SYN_TRAIN ?= 1000
-SYN_VAL   ?= 200
-SYN_MIN   ?= 10
-SYN_MAX   ?= 100
+RESUME    ?=
 
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
@@ -43,7 +35,8 @@ export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 help:
 	@echo "make demo | test | test-all | lint | data | check-data | baseline | export | eval | ptq | parity | qat |"
 	@echo "     sensitivity | engine | bench | bench-cpu | gpu-check | check-qdq | docker-gpu | docker-jetson | clean"
-	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS PRECISION PEER"
+	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS CALIB QUANT"
+	@echo "           KEEP_FLOAT CONFIG SYN_TRAIN SYN_VAL SYN_MIN SYN_MAX PRECISION PEER (each flag: toolchain CMD --help)"
 
 docker-gpu:
 	docker build -f docker/Dockerfile.gpu -t yolo-trt-qat:gpu .
@@ -60,22 +53,23 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 data: setup
-	$(TOOLCHAIN) data --out $(dir $(DATA)) --train $(SYN_TRAIN) --val $(SYN_VAL) --imgsz $(IMGSZ) \
-		--min-size $(SYN_MIN) --max-size $(SYN_MAX)
+	$(TOOLCHAIN) data --config configs/data.yaml --out $(dir $(DATA)) $(call flag,IMGSZ,--imgsz) \
+		$(call flag,SYN_TRAIN,--train) $(call flag,SYN_VAL,--val) $(call flag,SYN_MIN,--min-size) $(call flag,SYN_MAX,--max-size)
 
 check-data: setup
 	$(TOOLCHAIN) check-data --data $(DATA)
 
 baseline: setup
-	$(TOOLCHAIN) baseline --config configs/baseline.yaml --data $(DATA) --model $(if $(filter command line,$(origin WEIGHTS)),$(WEIGHTS),$(MODEL)) \
-		--imgsz $(IMGSZ) --epochs $(EPOCHS) --batch $(BATCH) --device $(DEVICE) --name $(NAME) $(if $(RESUME),--resume)
+	$(TOOLCHAIN) baseline --config configs/baseline.yaml --data $(DATA) --name $(NAME) $(SETTINGS) \
+		$(call flag,MODEL,--model) $(call flag,WEIGHTS,--model) $(call flag,EPOCHS,--epochs) $(call flag,BATCH,--batch) \
+		$(if $(RESUME),--resume)
 
 export: setup
-	$(TOOLCHAIN) export --weights $(WEIGHTS) $(SIZE_FLAG)
+	$(TOOLCHAIN) export --weights $(WEIGHTS) $(call flag,IMGSZ,--imgsz)
 
 ptq: setup
-	$(TOOLCHAIN) ptq --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --num-images $(CALIB) \
-		--quant-config $(QUANT) --out $(PTQ_ONNX) --fp32
+	$(TOOLCHAIN) ptq --weights $(WEIGHTS) --data $(DATA) --out $(PTQ_ONNX) --fp32 $(SETTINGS) \
+		$(call flag,CALIB,--num-images) $(call flag,QUANT,--quant-config)
 	$(TOOLCHAIN) check-qdq $(PTQ_ONNX)
 	$(PARITY) --model $(basename $(PTQ_ONNX)).pt --onnx $(PTQ_ONNX)
 
@@ -83,14 +77,13 @@ parity: setup
 	$(PARITY) --model $(basename $(PTQ_ONNX)).pt --onnx $(PTQ_ONNX)
 
 qat: setup
-	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --epochs $(QAT_EPOCHS) \
-		--device $(DEVICE) --name $(QAT_NAME) $(if $(RESUME),--resume)
-	$(TOOLCHAIN) check-qdq runs/qat/$(QAT_NAME)/qat.int8.onnx
+	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --name $(QAT_NAME) $(SETTINGS) \
+		$(call flag,QAT_EPOCHS,--epochs) $(call flag,QUANT,--quant-config) $(if $(RESUME),--resume)
 	$(PARITY) --model runs/qat/$(QAT_NAME)/weights/best.pt --onnx runs/qat/$(QAT_NAME)/qat.int8.onnx
 
 sensitivity: setup
-	$(TOOLCHAIN) sensitivity --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --quant-config $(QUANT) \
-		$(if $(KEEP_FLOAT),--keep-float $(KEEP_FLOAT)) --out runs/sensitivity
+	$(TOOLCHAIN) sensitivity --weights $(WEIGHTS) --data $(DATA) --out runs/sensitivity $(SETTINGS) \
+		$(call flag,QUANT,--quant-config) $(call flag,KEEP_FLOAT,--keep-float)
 
 engine: setup
 	$(PY) -m deploy.engine.build $(ENGINE_ONNX) --precision $(PRECISION) --max-batch $(MAX_BATCH) \
@@ -112,12 +105,11 @@ bench-cpu: setup
 	$(PY) -m benchmarks.openvino_int8 --fp32 $(subst .int8,,$(PTQ_ONNX)) --int8 $(PTQ_ONNX) --data $(DATA)
 
 eval: setup
-	$(TOOLCHAIN) eval --weights $(WEIGHTS) --data $(DATA) $(SIZE_FLAG) --json runs/$(NAME)/eval.json
+	$(TOOLCHAIN) eval --weights $(WEIGHTS) --data $(DATA) --json runs/$(NAME)/eval.json $(SETTINGS)
 
 demo: data baseline
-	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --epochs $(DEMO_QAT_EPOCHS) \
-		--device $(DEVICE) --name demo $(if $(RESUME),--resume)
-	$(TOOLCHAIN) check-qdq runs/qat/demo/qat.int8.onnx
+	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --epochs $(DEMO_QAT_EPOCHS) --name demo \
+		$(call flag,DEVICE,--device) $(if $(RESUME),--resume)
 	$(PARITY) --model runs/qat/demo/weights/best.pt --onnx runs/qat/demo/qat.int8.onnx
 	$(PY) -m benchmarks.run --run runs/qat/demo --data $(DATA) --name demo
 

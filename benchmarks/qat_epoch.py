@@ -16,53 +16,54 @@ import copy
 import itertools
 import logging
 import os
-import tempfile
+import sys
 import time
 
 import numpy as np
 import torch
 
-from toolchain.models.yolo import load_model
+from deploy.errors import report_errors
+from toolchain.models.yolo import load_model_at
 from toolchain.quantization.config import QuantConfig
-from toolchain.quantization.placement import quantize_model
-from toolchain.quantization.ptq import calibrate, calibration_batches
+from toolchain.quantization.ptq import calibration_batches, ptq
 from toolchain.training.qat_trainer import QATConfig, QATTrainer
 from toolchain.training.trainer import TrainConfig, Trainer, build_train_loader
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--imgsz", type=int, help="default: the size the weights were trained at")
+    parser.add_argument("--batch", type=int, help="default: TrainConfig's")
     parser.add_argument("--steps", type=int, default=10, help="timed steps of each")
     parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    return report_errors(_measure, args)
+
+
+def _measure(args: argparse.Namespace) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(data=args.data, imgsz=args.imgsz, batch=args.batch, workers=0, out=tmp)
-        fp32 = load_model(args.weights)
-        qat = copy.deepcopy(fp32)
-        quantize_model(qat, QuantConfig())
-        calibrate(qat, calibration_batches(args.data, args.imgsz, 2 * args.batch, args.batch))
-        trainers = {"fp32": Trainer(fp32, cfg), "qat": QATTrainer(qat, QATConfig(cfg))}
-        loader = build_train_loader(cfg, 32)
-        batches = list(itertools.islice(itertools.cycle(loader), args.steps + args.warmup))
-        for t in trainers.values():
-            t.prepare_epoch(0)
-        times: dict[str, list[float]] = {k: [] for k in trainers}
-        for i, batch in enumerate(batches):
-            for name, trainer in trainers.items():
-                start = time.perf_counter()
-                trainer.train_step(copy.copy(batch))
-                if i >= args.warmup:
-                    times[name].append(time.perf_counter() - start)
-        per_epoch = len(loader)
+    fp32, imgsz = load_model_at(args.weights, args.imgsz)
+    cfg = TrainConfig(data=args.data, imgsz=imgsz, workers=0, **({"batch": args.batch} if args.batch else {}))
+    qat, _ = ptq(fp32, QuantConfig(), calibration_batches(args.data, imgsz, 2 * cfg.batch, cfg.batch))
+    trainers = {"fp32": Trainer(fp32, cfg), "qat": QATTrainer(qat, cfg, QATConfig())}
+    loader = build_train_loader(cfg, 32)
+    batches = list(itertools.islice(itertools.cycle(loader), args.steps + args.warmup))
+    for t in trainers.values():
+        t.prepare_epoch(0)
+    times: dict[str, list[float]] = {k: [] for k in trainers}
+    for i, batch in enumerate(batches):
+        for name, trainer in trainers.items():
+            start = time.perf_counter()
+            trainer.train_step(copy.copy(batch))
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    per_epoch = len(loader)
     fp, q = np.median(times["fp32"]), np.median(times["qat"])
     print(
-        f"train step, batch {args.batch} at {args.imgsz} px, {torch.get_num_threads()} threads, "
+        f"train step, batch {cfg.batch} at {imgsz} px, {torch.get_num_threads()} threads, "
         f"{args.steps} interleaved steps each (data loading excluded):"
     )
     for name, t in times.items():
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

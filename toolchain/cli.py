@@ -3,10 +3,15 @@
 Example:
     $ toolchain data --out data/synthetic --train 800 --val 200 --imgsz 256
     $ toolchain baseline --data data/synthetic/data.yaml --epochs 10 --imgsz 256
-    $ toolchain eval --weights runs/baseline/weights/best.pt --data data/synthetic/data.yaml
+    $ toolchain qat --weights best.pt --data data.yaml --quant.input.percentile 99.9 --loss '{distill: 1}'
+    $ toolchain eval --weights runs/baseline/weights/best.pt --data data/synthetic/data.yaml --conf 0.25
 
-Every subcommand takes ``--config FILE``: a YAML whose keys are that subcommand's options (with
-``_`` for ``-``); flags given on the command line override it.
+Each subcommand's flags come from the fields of its config dataclass: every setting has a flag
+named by its dotted key (``--train.lr0``, ``--quant.input.percentile``), most used ones also a
+short one (``--lr0``). ``--config FILE.yaml`` is merged recursively over the defaults (a partial
+section keeps the rest of its defaults; lists and values replace), and flags go over that. The
+resolved config is written beside every output, and ``--config`` of it runs the same job again.
+A mistake in a flag or a config value is one line and exit status 2, before any work starts.
 """
 
 from __future__ import annotations
@@ -14,74 +19,61 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-import yaml
-
-from deploy.errors import ToolchainError
+from deploy.errors import UsageError, report_errors
 from toolchain.commands import COMMANDS
+from toolchain.config.flags import add_flags, resolve
 
 logger = logging.getLogger("toolchain")
+PASSTHROUGH = {"check-qdq": "check ONNX files against TensorRT's QDQ rules (deploy's check-qdq; its --help)"}
 
 
-def _apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> None:
-    """Load ``--config`` (if any) into the parser's defaults, checking every key."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
-    known, _ = pre.parse_known_args(argv)
-    if not known.config:
-        return
-    path = Path(known.config)
-    if not path.is_file():
-        raise ToolchainError(f"{path}: config file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ToolchainError(f"{path}: expected a mapping of option names to values")
-    allowed = {a.dest for a in parser._actions if a.dest not in ("help", "config")}
-    raw = {k.replace("-", "_"): v for k, v in raw.items()}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ToolchainError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    parser.set_defaults(**raw)
+class _Parser(argparse.ArgumentParser):
+    """No abbreviations, and a usage mistake raised as one ``UsageError`` line instead of argparse's usage dump."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The top-level parser and one sub-parser per command."""
-    parser = argparse.ArgumentParser(prog="toolchain", description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser, one sub-parser per command with flags generated from its config."""
+    parser = _Parser(prog="toolchain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    subs = parser.add_subparsers(dest="command", required=True)
-    parsers = {}
-    for name, (add_arguments, _, help_text) in COMMANDS.items():
-        sub = subs.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--config", help="YAML of this command's options; flags override it")
-        add_arguments(sub)
-        parsers[name] = sub
-    return parser, parsers
+    subs = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command in COMMANDS.values():
+        usage = f"toolchain {command.name} [--config FILE] [--KEY VALUE ...]"
+        add_flags(subs.add_parser(command.name, help=command.help, description=command.help, usage=usage), command)
+    for name, help_text in PASSTHROUGH.items():
+        sub = subs.add_parser(name, help=help_text, add_help=False)
+        sub.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _run(argv: list[str]) -> int | None:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if args.command == "check-qdq":
+        from deploy.qdq_check import main as check_qdq_main
+
+        return check_qdq_main(args.args)
+    command = COMMANDS[args.command]
+    return command.run(resolve(command, args))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; a ``ToolchainError`` is printed as one line and exits with 1."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser, parsers = build_parser()
-    try:
-        command = next((a for a in argv if a in parsers), None)
-        if command:
-            _apply_config(parsers[command], argv[argv.index(command) + 1 :])
-        args = parser.parse_args(argv)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            datefmt="%H:%M:%S",
-        )
-        run: Callable[[argparse.Namespace], int | None] = COMMANDS[args.command][1]
-        return run(args) or 0
-    except ToolchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    """Run one subcommand; every error becomes its exit status through ``deploy.errors.report_errors``
+    (2: a flag or config mistake, 1: a failure, 130/143: interrupted)."""
+    return report_errors(_run, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

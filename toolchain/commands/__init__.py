@@ -1,5 +1,5 @@
-"""The subcommands of ``toolchain``: each module gives ``add_arguments`` and ``run`` pairs in ``COMMANDS``."""
+"""The subcommands of ``toolchain``: each module lists its ``Command``s (config class, run function, short flags)."""
 
-from toolchain.commands import data, evaluate, quantize, train
+from toolchain.commands import data, evaluate, export, quantize, train
 
-COMMANDS = {**data.COMMANDS, **train.COMMANDS, **quantize.COMMANDS, **evaluate.COMMANDS}
+COMMANDS = {c.name: c for m in (data, train, export, quantize, evaluate) for c in m.COMMANDS}

@@ -1,44 +1,71 @@
-"""Subcommands for data: ``data`` (synthetic set) and ``check-data``."""
+"""Subcommands for data: ``data`` (the synthetic set) and ``check-data``."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+
+from toolchain.config.fields import ExistingPath, check_fields
+from toolchain.config.flags import Command
+from toolchain.data.synthetic import SyntheticConfig
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="data/synthetic", help="destination folder")
-    p.add_argument("--train", type=int, default=2000, help="train images")
-    p.add_argument("--val", type=int, default=400, help="val images")
-    p.add_argument("--imgsz", type=int, default=640, help="image side in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-size", type=float, default=10.0, help="smallest sign side in pixels")
-    p.add_argument("--max-size", type=float, default=150.0, help="largest sign side in pixels")
-    p.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
-    p.add_argument("--force", action="store_true", help="replace an existing folder made with another config")
+@dataclass(frozen=True)
+class DataConfig:
+    """``toolchain data``: generate the synthetic traffic-sign dataset.
+
+    Attributes:
+        out: Destination folder (its data.yaml is what the other commands take).
+        force: Replace an existing folder made with another config.
+        synthetic: What is generated: counts, image size, sign sizes, seed.
+    """
+
+    out: str = "data/synthetic"
+    force: bool = False
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
-def _data(a: argparse.Namespace) -> None:
-    from toolchain.data.synthetic import SyntheticConfig, generate_dataset
+def _data(cfg: DataConfig) -> None:
+    from toolchain.data.synthetic import generate_dataset
 
-    cfg = SyntheticConfig(a.train, a.val, a.imgsz, a.seed, a.min_size, a.max_size, a.workers)
-    print(generate_dataset(a.out, cfg, force=a.force))
-
-
-def _check_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="data.yaml")
-    p.add_argument("--split", nargs="*", default=None, help="splits to check (default: all)")
-    p.add_argument("--strict", action="store_true", help="fail on the first bad image or label line")
+    print(generate_dataset(cfg.out, cfg.synthetic, force=cfg.force))
 
 
-def _check(a: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class CheckDataConfig:
+    """``toolchain check-data``: check a data.yaml's images and labels and print a summary.
+
+    Attributes:
+        data: The data.yaml.
+        split: Splits to check (empty: all).
+        strict: Fail on the first bad image or label line.
+    """
+
+    data: ExistingPath
+    split: tuple[str, ...] = ()
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _check(cfg: CheckDataConfig) -> None:
     from deploy.dataset import load_data_yaml, load_split
 
-    spec = load_data_yaml(a.data)
-    for split in a.split or list(spec.splits):
-        print(load_split(spec, split, strict=a.strict).summary())
+    spec = load_data_yaml(cfg.data)
+    for split in cfg.split or list(spec.splits):
+        print(load_split(spec, split, strict=cfg.strict).summary())
 
 
-COMMANDS = {
-    "data": (_data_args, _data, "generate the synthetic traffic-sign dataset"),
-    "check-data": (_check_args, _check, "check a data.yaml's images and labels and print a summary"),
-}
+SYNTHETIC_FLAGS = {
+    f"--{flag}": f"synthetic.{key}"
+    for flag, key in [("train", "n_train"), ("val", "n_val"), ("imgsz", "imgsz"), ("seed", "seed"),
+                      ("min-size", "min_size"), ("max-size", "max_size"), ("workers", "workers")]
+}  # fmt: skip
+
+COMMANDS = [
+    Command("data", DataConfig, _data, "generate the synthetic traffic-sign dataset", SYNTHETIC_FLAGS),
+    Command("check-data", CheckDataConfig, _check, "check a data.yaml's images and labels and print a summary"),
+]

@@ -1,83 +1,90 @@
-"""Subcommands for models out: ``export`` (FP32 ONNX) and ``eval`` (COCO mAP)."""
+"""The ``eval`` subcommand: COCO mAP of a .pt (PyTorch), .onnx or engine on a split."""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from deploy.errors import ToolchainError
-from toolchain.commands.common import train_imgsz
-
-
-def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help=".pt checkpoint")
-    p.add_argument("--out", default=None, help="ONNX path (default: beside the weights)")
-    p.add_argument("--imgsz", type=int, default=None, help="input size (default: the training size)")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--dynamic-batch", action="store_true")
-    p.add_argument("--no-simplify", action="store_true")
+from deploy.errors import UsageError
+from deploy.postprocess import PostprocessConfig
+from deploy.runtime import BACKENDS
+from toolchain.config.fields import ExistingPath, ImageSize, PositiveInt, check_fields
+from toolchain.config.files import record
+from toolchain.config.flags import Command
+from toolchain.config.tree import replace
 
 
-def _export(a: argparse.Namespace) -> None:
-    from toolchain.export.onnx import ExportConfig, onnx_from_model
-    from toolchain.models.yolo import load_model
+@dataclass(frozen=True)
+class EvalConfig:
+    """``toolchain eval``: COCO mAP of a model on a split.
 
-    model = load_model(a.weights)
-    cfg = ExportConfig(a.imgsz or train_imgsz(model), a.batch, a.opset, a.dynamic_batch, not a.no_simplify)
-    print(onnx_from_model(model, a.out or Path(a.weights).with_suffix(".onnx"), cfg, source=a.weights))
+    Attributes:
+        weights: A .pt (run by PyTorch), or an .onnx or TensorRT engine (run by backend).
+        data: The data.yaml.
+        split: The split evaluated.
+        imgsz: Input size (null: the model's own; a .pt takes any size, a static ONNX only its own).
+        backend: Runtime of an .onnx or engine.
+        precision: OpenVINO's precision hint for float layers.
+        threads: CPU threads of ONNX Runtime or OpenVINO (null: theirs).
+        batch: Images per inference.
+        device: Torch device of a .pt.
+        json: Write the metrics (and this config) to this JSON file.
+        postprocess: Decode and NMS thresholds (yolo val's by default).
+    """
+
+    weights: ExistingPath
+    data: ExistingPath
+    split: str = "val"
+    imgsz: ImageSize | None = None
+    backend: Literal[BACKENDS] = "onnxruntime"  # type: ignore[valid-type]
+    precision: Literal["f32", "bf16"] = "f32"
+    threads: PositiveInt | None = None
+    batch: PositiveInt = 1
+    device: str = "cpu"
+    json: str | None = None
+    postprocess: PostprocessConfig = PostprocessConfig()
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
-def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help=".pt (PyTorch) or .onnx (ONNX Runtime or OpenVINO)")
-    p.add_argument("--backend", default="onnxruntime", help="for .onnx: onnxruntime or openvino")
-    p.add_argument("--precision", default="f32", help="OpenVINO precision hint for float layers: f32, bf16")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--data", required=True, help="data.yaml")
-    p.add_argument("--split", default="val")
-    p.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's)")
-    p.add_argument("--conf", type=float, default=0.001)
-    p.add_argument("--iou", type=float, default=0.7)
-    p.add_argument("--max-det", type=int, default=300)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="for .pt weights")
-    p.add_argument("--json", default=None, help="write the metrics to this JSON file")
-
-
-def _runner_for(weights: str, imgsz: int | None, a: argparse.Namespace):
-    """A Runner for a ``.pt`` or ``.onnx`` file, and the square input size to use."""
-    path = Path(weights)
-    if path.suffix == ".pt":
+def _runner(cfg: EvalConfig):
+    """A Runner for the weights, and the one input size it runs at."""
+    if Path(cfg.weights).suffix == ".pt":
         from toolchain.models.torch_runner import TorchRunner
-        from toolchain.models.yolo import load_model
+        from toolchain.models.yolo import load_model_at
 
-        model = load_model(path)
-        return TorchRunner(model, imgsz or train_imgsz(model), a.device), imgsz or train_imgsz(model)
+        model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
+        return TorchRunner(model, imgsz, cfg.device), imgsz
     from deploy.runtime import create_runner
 
-    options = {"threads": a.threads, **({"precision": a.precision} if a.backend == "openvino" else {})}
-    runner = create_runner(path, a.backend, **options)
-    return runner, imgsz or runner.input_shape[2]
+    runner = create_runner(cfg.weights, cfg.backend, threads=cfg.threads, precision=cfg.precision)
+    size = runner.input_shape[2]
+    if cfg.imgsz is not None and isinstance(size, int) and cfg.imgsz != size:
+        runner.close()
+        raise UsageError(f"--imgsz {cfg.imgsz}: {cfg.weights} takes {size}x{size} images only; "
+                         f"drop --imgsz, or export the model again at {cfg.imgsz}")  # fmt: skip
+    return runner, cfg.imgsz or size
 
 
-def _eval(a: argparse.Namespace) -> None:
+def _eval(cfg: EvalConfig) -> None:
     from deploy.dataset import load_data_yaml, load_split
     from deploy.evaluate import evaluate
     from deploy.fileio import write_json
-    from deploy.postprocess import PostprocessConfig
 
-    if not Path(a.weights).is_file():
-        raise ToolchainError(f"{a.weights}: weights not found; train with 'make baseline' or pass WEIGHTS=path")
-    split = load_split(load_data_yaml(a.data), a.split)
-    runner, imgsz = _runner_for(a.weights, a.imgsz, a)
+    split = load_split(load_data_yaml(cfg.data), cfg.split)
+    runner, imgsz = _runner(cfg)
+    cfg = replace(cfg, imgsz=imgsz)
     with runner:
-        result = evaluate(runner, split, imgsz, PostprocessConfig(a.conf, a.iou, a.max_det), a.batch)
-    print(f"{a.weights} on {a.data} [{a.split}] at {imgsz} px via {runner.name}:\n{result.table()}")
-    if a.json:
-        write_json(a.json, {"weights": a.weights, "data": a.data, "imgsz": imgsz, **result.to_dict()})
+        result = evaluate(runner, split, imgsz, cfg.postprocess, cfg.batch)
+    print(f"{cfg.weights} on {cfg.data} [{cfg.split}] at {imgsz} px via {runner.name}:\n{result.table()}")
+    if cfg.json:
+        write_json(cfg.json, {"weights": cfg.weights, "data": cfg.data, "imgsz": imgsz, **result.to_dict(),
+                              "config": record(cfg)})  # fmt: skip
 
 
-COMMANDS = {
-    "export": (_export_args, _export, "export a .pt to FP32 ONNX with its sidecar JSON"),
-    "eval": (_eval_args, _eval, "COCO mAP of a .pt or .onnx on a split"),
-}
+COMMANDS = [
+    Command("eval", EvalConfig, _eval, "COCO mAP of a .pt, .onnx or engine on a split",
+            {"--conf": "postprocess.conf", "--iou": "postprocess.iou", "--max-det": "postprocess.max_det"}),
+]  # fmt: skip

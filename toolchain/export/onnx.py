@@ -10,14 +10,17 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
 
 from deploy.errors import ToolchainError
 from deploy.fileio import atomic_path
 from deploy.metadata import ModelMetadata
+from toolchain.config.fields import ImageSize, PositiveInt, Range, check_fields
+from toolchain.config.tree import to_dict
 from toolchain.export.qdq import finalize_qdq
 from toolchain.models.yolo import class_names, model_stride, set_export_mode
 from toolchain.quantization.ptq import fold_batchnorm, is_quantized, quantizers
@@ -32,23 +35,20 @@ class ExportConfig:
 
     Attributes:
         imgsz: Square input size.
-        batch: Static batch size (the optimum when ``dynamic_batch``).
+        batch: Static batch size (the optimum when dynamic_batch).
         opset: ONNX opset (13 at least: per-channel QuantizeLinear needs it).
-        dynamic_batch: Export the batch dimension as dynamic.
+        dynamic_batch: Export the batch dimension as dynamic (engines then get a batch profile).
         simplify: Run onnx-simplifier (constant folding) after export.
     """
 
-    imgsz: int = 640
-    batch: int = 1
-    opset: int = 17
+    imgsz: ImageSize = 640
+    batch: PositiveInt = 1
+    opset: Annotated[int, Range(ge=13)] = 17
     dynamic_batch: bool = False
     simplify: bool = True
 
     def __post_init__(self) -> None:
-        if self.opset < 13:
-            raise ToolchainError(f"export: opset must be 13 or newer (per-channel Q/DQ), got {self.opset}")
-        if self.imgsz % 32:
-            raise ToolchainError(f"export: imgsz must be a multiple of the stride 32, got {self.imgsz}")
+        check_fields(self)
 
 
 def _simplify(path: Path, keep_qdq: bool = False) -> None:
@@ -99,11 +99,21 @@ def onnx_from_model(
     precision: str = "fp32",
     source: str = "",
     quantization: dict | None = None,
+    config: dict | None = None,
 ) -> Path:
     """Export a detection model to ONNX (TorchScript exporter) and write its sidecar.
 
     The Detect head is switched to export mode (decoded ``[B, 4 + nc, N]`` output); the model
     passed in is not modified.
+
+    Args:
+        model: The detection model, float or fake-quant.
+        path: The ONNX to write (its sidecar is ``<path>.json``).
+        cfg: Export settings.
+        precision: What the sidecar says (``fp32``, ``int8``).
+        source: The checkpoint it came from.
+        quantization: The quantization config (and placement) of a quantized model.
+        config: The resolved config of the command that exported it (sidecar ``extra.config``).
 
     Returns:
         The written ONNX path.
@@ -142,7 +152,7 @@ def onnx_from_model(
             precision=precision,
             source=str(source),
             quantization=quantization,
-            extra={"export": asdict(cfg)},
+            extra={"export": to_dict(cfg), **({"config": config} if config else {})},
         )
         _add_metadata(tmp, meta, cfg.batch)
     meta.save(path)

@@ -59,6 +59,37 @@ def load_model(path: str | Path) -> torch.nn.Module:
     return model
 
 
+def trained_imgsz(model: torch.nn.Module) -> int:
+    """The image size a loaded checkpoint was trained at: its ``train_args`` (ultralytics' and ours), else 640."""
+    args = getattr(model, "args", None) or {}
+    size = args.get("imgsz", 640) if isinstance(args, dict) else getattr(args, "imgsz", 640)
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+def load_model_at(path: str | Path, imgsz: int | None = None) -> tuple[torch.nn.Module, int]:
+    """``load_model`` and the one image size everything after it uses: ``imgsz`` when given, else the
+    size the checkpoint was trained at (PyTorch models take any size)."""
+    model = load_model(path)
+    return model, imgsz or trained_imgsz(model)
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, imgsz: int, config: dict | None = None, **extra) -> Path:
+    """Save a model as a checkpoint ``load_model`` reads back at its size, with the resolved config; atomic.
+
+    Args:
+        path: The ``.pt`` to write.
+        model: The model (pickled whole, as ultralytics does).
+        imgsz: Its image size (``train_args.imgsz``, where ``trained_imgsz`` reads it).
+        config: The resolved config of the run that made it (``toolchain.config.files.record``).
+        extra: Anything else (epoch, optimizer state...).
+    """
+    from deploy.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"model": model, "train_args": {"imgsz": imgsz}, "config": config, **extra}, tmp)
+    return Path(path)
+
+
 def class_names(model: torch.nn.Module) -> list[str]:
     """The model's class names, index = class id."""
     names = model.names

@@ -1,17 +1,24 @@
-"""Post-training quantization: prepare a YOLOv8 model and calibrate its quantizers on training images.
+"""Post-training quantization: the one PTQ flow (quantize a copy, calibrate it on training images,
+export the FP32 and INT8 QDQ ONNX and the calibrated checkpoint), and the calibration tools under it.
+
+``toolchain ptq``, the start of QAT, sensitivity analysis and ``benchmarks/qat_epoch.py`` all call
+``ptq``.
 
 Example:
-    >>> model = load_model("best.pt")
-    >>> report = quantize_model(model, QuantConfig())
-    >>> calibrate(model, calibration_batches("data.yaml", imgsz=384, num_images=256))
+    >>> model, imgsz = load_model_at("best.pt")
+    >>> student, placement = ptq(model, QuantConfig(), calibration_batches("data.yaml", imgsz, 256))
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -25,7 +32,69 @@ from deploy.preprocess import preprocess
 from toolchain.quantization.modules import QuantConv2d, fold_bn
 from toolchain.quantization.quantizer import TensorQuantizer
 
+if TYPE_CHECKING:
+    from toolchain.export.onnx import ExportConfig
+    from toolchain.quantization.config import QuantConfig
+    from toolchain.quantization.placement import PlacementReport
+
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PTQOutputs:
+    """What ``ptq`` writes; ``None`` paths are skipped.
+
+    Attributes:
+        int8_onnx: The QDQ ONNX.
+        export: Its export settings (also those of the FP32 ONNX).
+        fp32_onnx: The FP32 ONNX of the model before quantization.
+        checkpoint: The calibrated fake-quant model (``.pt``), for parity checks and QAT.
+        source: The checkpoint the model came from (recorded in the sidecars).
+        config: The resolved config of the command (recorded in sidecars and checkpoint).
+    """
+
+    int8_onnx: Path | None
+    export: ExportConfig
+    fp32_onnx: Path | None = None
+    checkpoint: Path | None = None
+    source: str = ""
+    config: dict | None = None
+
+
+def ptq(
+    model: nn.Module, quant: QuantConfig, batches: list[np.ndarray], device: str = "cpu",
+    outputs: PTQOutputs | None = None,
+) -> tuple[nn.Module, PlacementReport]:  # fmt: skip
+    """Quantize a copy of ``model``, calibrate it on ``batches``, and write ``outputs``.
+
+    Args:
+        model: The FP32 model; it is not modified (QAT keeps it as the teacher).
+        quant: Placement and calibrator settings.
+        batches: Calibration batches (``calibration_batches``), at the size of the exports.
+        device: Where calibration runs.
+        outputs: The files to write, or ``None``.
+
+    Returns:
+        The calibrated fake-quant model and the placement report.
+    """
+    from toolchain.export.onnx import onnx_from_model
+    from toolchain.models.yolo import save_checkpoint
+    from toolchain.quantization.placement import quantize_model
+
+    student = copy.deepcopy(model)
+    placement = quantize_model(student, quant)
+    calibrate(student, batches, device)
+    if outputs is None:
+        return student, placement
+    o = outputs
+    if o.fp32_onnx:
+        onnx_from_model(model, o.fp32_onnx, o.export, source=o.source, config=o.config)
+    if o.int8_onnx:
+        meta = {**quant.to_dict(), "placement": placement.summary()}
+        onnx_from_model(student, o.int8_onnx, o.export, "int8", o.source, meta, o.config)
+    if o.checkpoint:
+        save_checkpoint(o.checkpoint, student.cpu(), o.export.imgsz, o.config, quant_config=quant.to_dict())
+    return student, placement
 
 
 def quantizers(model: nn.Module) -> list[TensorQuantizer]:

@@ -7,7 +7,7 @@ with Q nodes of two kinds, and no TensorRT fusion is broken.
 
 Example:
     >>> rows = layer_sensitivity(ptq_model, split, imgsz=384)
-    >>> write_mixed_precision_config(rows, k=2, base="configs/quant.yaml", out="quant.mixed.yaml")
+    >>> write_mixed_precision_config(rows, k=2, base=QuantConfig(), out="quant.mixed.yaml")
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from tqdm import tqdm
 from deploy.dataset import Split
 from deploy.evaluate import evaluate
 from deploy.fileio import atomic_path
+from toolchain.config.files import SCHEMA_VERSION
 from toolchain.models.torch_runner import TorchRunner
 from toolchain.plots import bar_chart
+from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.modules import QuantConv2d
 from toolchain.quantization.ptq import quantization_disabled, quantizers
 
@@ -93,11 +95,11 @@ def write_sensitivity(rows: list[GroupSensitivity], folder: str | Path) -> tuple
     return csv_path, png_path
 
 
-def write_mixed_precision_config(rows: list[GroupSensitivity], k: int, base: str | Path, out: str | Path) -> Path:
-    """A copy of the ``base`` quant YAML whose overrides keep the ``k`` most sensitive groups float."""
-    raw = yaml.safe_load(Path(base).read_text()) or {}
-    skips = [{"pattern": re.escape(name), "skip": True} for r in rows[:k] for name in r.group]
-    raw["overrides"] = list(raw.get("overrides") or []) + skips
+def write_mixed_precision_config(rows: list[GroupSensitivity], k: int, base: QuantConfig, out: str | Path) -> Path:
+    """The ``base`` quant config as YAML, its overrides extended to keep the ``k`` most sensitive groups
+    float; ``--quant-config`` (``QUANT=`` in make) takes it."""
+    raw = {"version": SCHEMA_VERSION, **base.to_dict()}
+    raw["overrides"] += [{"pattern": re.escape(name), "skip": True} for r in rows[:k] for name in r.group]
     with atomic_path(out) as tmp:
         header = f"# Mixed precision: the {k} most sensitive fusion groups stay float (toolchain sensitivity).\n"
         tmp.write_text(header + yaml.safe_dump(raw, sort_keys=False))

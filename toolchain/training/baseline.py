@@ -9,14 +9,23 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
+from typing import Literal
 
 from deploy.dataset import load_data_yaml
 from deploy.errors import ToolchainError
-from deploy.fileio import atomic_path
+from toolchain.config.fields import (
+    ExistingPath,
+    FieldError,
+    ImageSize,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    check_fields,
+)
+from toolchain.config.files import write_record
 
 logger = logging.getLogger(__name__)
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -27,54 +36,52 @@ class BaselineConfig:
     """How the FP32 baseline is trained.
 
     Attributes:
-        data: The ``data.yaml``.
-        model: A model YAML (``yolov8n.yaml``...) to train from scratch, or a ``.pt`` to start from.
+        data: The data.yaml.
+        model: A model YAML (yolov8n.yaml...) to train from scratch, or a .pt to start from.
         imgsz: Square training size.
         epochs: Training epochs.
         batch: Batch size.
-        device: ``cpu``, ``0``, ``cuda:0``...
+        device: cpu, 0, cuda:0...
         workers: Data-loading processes.
         project: Folder of the runs.
-        name: Run name (``<project>/<name>/weights/best.pt``).
+        name: Run name (<project>/<name>/weights/best.pt).
         seed: Random seed.
-        optimizer: ultralytics optimizer name (``SGD``, ``AdamW``, ``auto``).
+        optimizer: ultralytics optimizer name (auto picks SGD or AdamW by run length).
         lr0: Initial learning rate.
         warmup_epochs: Linear warm-up epochs.
         close_mosaic: Final epochs without mosaic.
         patience: Epochs without improvement before stopping early.
-        cache: Cache decoded images (``ram``, ``disk``) or not (``""``).
+        cache: Cache decoded images in ram or on disk, or not ('').
         threads: Torch CPU threads (0: every core; ultralytics alone would use one core less).
-        resume: Continue the interrupted run of this name from its ``last.pt``.
-        overrides: Any other ``yolo train`` argument.
+        resume: Continue the interrupted run of this name from its last.pt.
+        overrides: Any other 'yolo train' argument, e.g. {mosaic: 0.5}.
     """
 
-    data: str = "data/synthetic/data.yaml"
+    data: ExistingPath = "data/synthetic/data.yaml"
     model: str = "yolov8n.yaml"
-    imgsz: int = 640
-    epochs: int = 100
-    batch: int = 16
+    imgsz: ImageSize = 640
+    epochs: PositiveInt = 100
+    batch: PositiveInt = 16
     device: str = "cpu"
-    workers: int = 2
+    workers: NonNegativeInt = 2
     project: str = "runs"
     name: str = "baseline"
     seed: int = 0
-    optimizer: str = "auto"
-    lr0: float = 0.01
-    warmup_epochs: float = 3.0
-    close_mosaic: int = 10
-    patience: int = 100
-    cache: str = ""
-    threads: int = 0
+    optimizer: Literal["auto", "SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp"] = "auto"
+    lr0: PositiveFloat = 0.01
+    warmup_epochs: NonNegativeFloat = 3.0
+    close_mosaic: NonNegativeInt = 10
+    patience: NonNegativeInt = 100
+    cache: Literal["", "ram", "disk"] = ""
+    threads: NonNegativeInt = 0
     resume: bool = False
     overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.imgsz % 32:
-            raise ToolchainError(f"baseline: imgsz must be a multiple of 32, got {self.imgsz}")
-        if self.epochs < 1 or self.batch < 1:
-            raise ToolchainError(f"baseline: epochs and batch must be at least 1, got {self.epochs} and {self.batch}")
-        if self.model.endswith(".pt") and not Path(self.model).is_file():
-            raise ToolchainError(f"{self.model}: weights not found; pass WEIGHTS= an existing .pt or a model yaml")
+        check_fields(self)
+        model = self.__dict__["model"]
+        if model.endswith(".pt") and not Path(model).is_file():
+            raise FieldError("model", f"{model}: weights not found; pass WEIGHTS= an existing .pt or a model yaml")
 
     @property
     def run_dir(self) -> Path:
@@ -117,7 +124,8 @@ def use_all_cores(yolo, threads: int = 0) -> None:
 def train_baseline(cfg: BaselineConfig) -> Path:
     """Train (or resume) the FP32 baseline and return its best checkpoint.
 
-    Writes ``<run>/baseline.yaml`` (this config, resolved) beside ultralytics' ``args.yaml``.
+    Writes ``<run>/baseline.yaml`` (this config, resolved, with its schema version) beside
+    ultralytics' ``args.yaml``; ``toolchain baseline --config`` of it trains the same run again.
 
     Raises:
         ToolchainError: Bad data, missing weights, or nothing to resume.
@@ -144,7 +152,6 @@ def train_baseline(cfg: BaselineConfig) -> Path:
     best = cfg.run_dir / "weights" / "best.pt"
     if not best.is_file():
         raise ToolchainError(f"{best}: training ended without a best checkpoint; see the log above")
-    with atomic_path(cfg.run_dir / "baseline.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    write_record(cfg.run_dir / "baseline.yaml", cfg, "baseline")
     logger.info("Finished baseline training in %.1f min: %s", (time.perf_counter() - start) / 60, best)
     return best

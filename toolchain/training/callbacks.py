@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from deploy.fileio import atomic_path
+from toolchain.models.yolo import save_checkpoint
 from toolchain.plots import bar_chart
 from toolchain.quantization.modules import QuantConv2d
 from toolchain.training.trainer import Callback, Trainer
@@ -21,10 +22,11 @@ logger = logging.getLogger(__name__)
 
 
 class ModelCheckpoint(Callback):
-    """``weights/last.pt`` after every epoch and ``weights/best.pt`` at the best val mAP50-95; atomic writes."""
+    """``weights/last.pt`` after every epoch and ``weights/best.pt`` at the best val mAP50-95; atomic
+    writes, each with the run's image size and resolved ``config``."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path, config: dict | None = None) -> None:
+        self.folder, self.config = Path(folder), config
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None:
         fitness = metrics["map50_95"]
@@ -32,15 +34,12 @@ class ModelCheckpoint(Callback):
         if improved:
             trainer.best_fitness = fitness
         state = trainer.state(epoch)
-        self._save(state, self.folder / "last.pt")
+        model = state.pop("model")
+        save_checkpoint(self.folder / "last.pt", model, trainer.cfg.imgsz, self.config, **state)
         if improved:
-            self._save({"model": trainer.eval_model, "epoch": epoch, "fitness": fitness}, self.folder / "best.pt")
+            save_checkpoint(self.folder / "best.pt", trainer.eval_model, trainer.cfg.imgsz, self.config,
+                            epoch=epoch, fitness=fitness)  # fmt: skip
             logger.info("New best mAP50-95 %.4f at epoch %d", fitness, epoch + 1)
-
-    @staticmethod
-    def _save(obj: dict, path: Path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(obj, tmp)
 
 
 class EarlyStopping(Callback):

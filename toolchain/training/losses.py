@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from toolchain.config.fields import FieldError, NonNegativeFloat, check_fields
 from toolchain.quantization.modules import QuantConv2d
 
 
@@ -18,22 +19,28 @@ class LossConfig:
     """Loss terms and weights.
 
     Attributes:
-        box: Box (CIoU) gain, as ultralytics' ``box``.
+        box: Box (CIoU) gain, as ultralytics' box.
         cls: Class gain.
         dfl: Distribution focal loss gain.
         focal_gamma: Focal loss on the class term when > 0 (ultralytics uses plain BCE).
         quant_penalty: Weight of the weight-quantization error penalty (0: off).
         distill: Weight of the distillation from the FP32 teacher (0: off).
-        distill_features: Also match the three head-input feature maps (MSE), not just the head outputs.
+        distill_features: Also match the three head-input feature maps (MSE), not just the head outputs
+            (needs distill > 0).
     """
 
-    box: float = 7.5
-    cls: float = 0.5
-    dfl: float = 1.5
-    focal_gamma: float = 0.0
-    quant_penalty: float = 0.0
-    distill: float = 0.0
+    box: NonNegativeFloat = 7.5
+    cls: NonNegativeFloat = 0.5
+    dfl: NonNegativeFloat = 1.5
+    focal_gamma: NonNegativeFloat = 0.0
+    quant_penalty: NonNegativeFloat = 0.0
+    distill: NonNegativeFloat = 0.0
     distill_features: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.__dict__["distill_features"] and not self.__dict__["distill"]:
+            raise FieldError("distill_features", "true needs distill > 0 (the weight of the distillation)")
 
 
 class FocalBCE(nn.Module):

@@ -1,20 +1,19 @@
-"""``make qat`` end to end: FP32 .pt -> PTQ init -> QAT epochs -> best checkpoint -> QDQ ONNX (checked)
--> FP32 / PTQ INT8 / QAT INT8 evaluated through ONNX Runtime and our evaluator. Resumable.
+"""The ``toolchain qat`` job (``make qat``): FP32 .pt -> PTQ init -> QAT epochs -> best checkpoint ->
+QDQ ONNX (checked against TensorRT's rules) -> FP32 / PTQ INT8 / QAT INT8 evaluated through ONNX
+Runtime and our evaluator. Resumable.
 
 Example:
-    >>> report = run_qat(QATRunConfig(weights="best.pt", qat=QATConfig(train=TrainConfig(data="data.yaml"))))
+    >>> report = run_qat(QATJobConfig(weights="best.pt", train=TrainConfig(data="data.yaml")))
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
 from deploy.dataset import load_data_yaml, load_split
 from deploy.errors import ToolchainError
@@ -22,11 +21,13 @@ from deploy.evaluate import EvalResult, evaluate
 from deploy.fileio import atomic_path, write_json
 from deploy.qdq_check import check_qdq
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+from toolchain.config.fields import ExistingPath, FieldError, NonNegativeInt, PositiveInt, check_fields
+from toolchain.config.files import record, write_record
+from toolchain.config.tree import replace
 from toolchain.export.onnx import ExportConfig, onnx_from_model
-from toolchain.models.yolo import class_names, load_model
+from toolchain.models.yolo import class_names, load_model, load_model_at
 from toolchain.quantization.config import QuantConfig
-from toolchain.quantization.placement import quantize_model
-from toolchain.quantization.ptq import calibrate, calibration_batches
+from toolchain.quantization.ptq import PTQOutputs, calibration_batches, ptq
 from toolchain.training.callbacks import (
     EarlyStopping,
     ModelCheckpoint,
@@ -36,31 +37,52 @@ from toolchain.training.callbacks import (
     TensorBoardLogger,
 )
 from toolchain.training.qat_trainer import QATConfig, QATTrainer
+from toolchain.training.trainer import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class QATRunConfig:
-    """Everything ``make qat`` needs.
+class QATJobConfig:
+    """Everything ``toolchain qat`` needs.
 
     Attributes:
-        weights: The FP32 ``.pt`` (the teacher and the starting point).
-        qat: Training and QAT settings (``qat.train.out`` is the run folder).
+        weights: The FP32 .pt: the starting point and the distillation teacher.
+        train: Training settings (data, epochs, optimizer, schedule, loss...).
+        qat: What QAT adds: BatchNorm and range freezing, progressive quantization.
         quant: Quantization settings (placement, calibrators).
+        export: ONNX export of fp32.onnx, ptq.int8.onnx and qat.int8.onnx (their size is train.imgsz).
         calib_images: Train images for the PTQ calibration that starts QAT.
         patience: Early stopping patience in epochs (0: off).
         sqnr: Write the per-layer SQNR CSV and plot each epoch.
-        dynamic_batch: Export the ONNX files with a dynamic batch (engines then get a batch profile).
+        project: Folder of the QAT runs.
+        name: Run name: the run folder is <project>/<name>.
+        resume: Continue the interrupted run of this name from its weights/last.pt.
     """
 
-    weights: str
-    qat: QATConfig
-    quant: QuantConfig = field(default_factory=QuantConfig)
-    calib_images: int = 256
-    patience: int = 0
+    weights: ExistingPath
+    train: TrainConfig
+    qat: QATConfig = QATConfig()
+    quant: QuantConfig = QuantConfig()
+    export: ExportConfig = ExportConfig()
+    calib_images: PositiveInt = 256
+    patience: NonNegativeInt = 0
     sqnr: bool = True
-    dynamic_batch: bool = False
+    project: str = "runs/qat"
+    name: str = "qat"
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        try:
+            self.__dict__["quant"].check_exportable()  # QAT ends in a QDQ ONNX: say so before the epochs
+        except FieldError as exc:
+            raise exc.within("quant") from None
+
+    @property
+    def run(self) -> Path:
+        """The run folder."""
+        return Path(self.project) / self.name
 
 
 def _check_compatible(model: torch.nn.Module, data: str, weights: str) -> None:
@@ -73,25 +95,8 @@ def _check_compatible(model: torch.nn.Module, data: str, weights: str) -> None:
         )
 
 
-def _prepare(cfg: QATRunConfig, run: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The FP32 teacher and the PTQ-calibrated student; writes fp32.onnx and ptq.int8.onnx."""
-    teacher = load_model(cfg.weights)
-    train = cfg.qat.train
-    _check_compatible(teacher, train.data, cfg.weights)
-    export = ExportConfig(imgsz=train.imgsz, dynamic_batch=cfg.dynamic_batch)
-    onnx_from_model(teacher, run / "fp32.onnx", export, source=cfg.weights)
-    student = copy.deepcopy(teacher)
-    report = quantize_model(student, cfg.quant)
-    calibrate(student, calibration_batches(train.data, train.imgsz, cfg.calib_images, train.batch), train.device)
-    meta = {**cfg.quant.to_dict(), "placement": report.summary()}
-    onnx_from_model(student, run / "ptq.int8.onnx", export, "int8", cfg.weights, meta)
-    with atomic_path(run / "ptq.pt") as tmp:
-        torch.save({"model": student}, tmp)
-    return teacher, student
-
-
-def _callbacks(cfg: QATRunConfig, run: Path) -> list:
-    train = cfg.qat.train
+def _callbacks(cfg: QATJobConfig, config: dict) -> list:
+    train, run = cfg.train, cfg.run
     stages = dict(cfg.qat.progressive)
     if not stages and train.schedule.name == "qat" and train.schedule.pre_quant > 0:
         stages = {train.schedule.pre_quant: ".*"}  # float epochs first, then everything quantized
@@ -99,7 +104,8 @@ def _callbacks(cfg: QATRunConfig, run: Path) -> list:
     if cfg.sqnr:
         batch = torch.from_numpy(calibration_batches(train.data, train.imgsz, 4, 4, split="val")[0])
         callbacks.append(QuantizationErrorMonitor(batch, run))
-    callbacks += [ModelCheckpoint(run / "weights"), ResultsCSV(run / "results.csv"), TensorBoardLogger(run / "tb")]
+    callbacks += [ModelCheckpoint(run / "weights", config), ResultsCSV(run / "results.csv")]
+    callbacks.append(TensorBoardLogger(run / "tb"))
     if cfg.patience:
         callbacks.append(EarlyStopping(cfg.patience))
     return callbacks
@@ -127,40 +133,51 @@ def table(results: dict[str, EvalResult]) -> str:
     return "\n".join(rows)
 
 
-def run_qat(cfg: QATRunConfig) -> dict:
-    """Run (or resume) the whole QAT job; returns the report written to ``<run>/report.json``."""
-    train = cfg.qat.train
-    run = Path(train.out)
+def _trainer(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict) -> QATTrainer:
+    """A fresh trainer on the PTQ-calibrated student (writing fp32.onnx, ptq.int8.onnx, ptq.pt), or
+    the interrupted one from last.pt."""
+    train, run = cfg.train, cfg.run
+    distill = teacher if train.loss.distill > 0 else None
     last = run / "weights" / "last.pt"
-    start = time.perf_counter()
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "qat.yaml").write_text(yaml.safe_dump(_plain(cfg), sort_keys=False))
-    if train.resume:
+    if cfg.resume:
         if not last.is_file():
             raise ToolchainError(f"{last}: nothing to resume; run without RESUME=1 to start QAT")
         state = torch.load(last, weights_only=False, map_location="cpu")
-        teacher = load_model(cfg.weights) if train.loss.distill > 0 else None
-        trainer = QATTrainer(state["model"], cfg.qat, teacher, _callbacks(cfg, run))
+        trainer = QATTrainer(state["model"], train, cfg.qat, distill, _callbacks(cfg, config))
         trainer.load_state(state)
         logger.info("Resuming QAT at epoch %d from %s", trainer.start_epoch + 1, last)
-    else:
-        teacher, student = _prepare(cfg, run)
-        trainer = QATTrainer(student, cfg.qat, teacher if train.loss.distill > 0 else None, _callbacks(cfg, run))
+        return trainer
+    batches = calibration_batches(train.data, train.imgsz, cfg.calib_images, train.batch)
+    outputs = PTQOutputs(run / "ptq.int8.onnx", cfg.export, run / "fp32.onnx", run / "ptq.pt", cfg.weights, config)
+    student, _ = ptq(teacher, cfg.quant, batches, train.device, outputs)
+    return QATTrainer(student, train, cfg.qat, distill, _callbacks(cfg, config))
+
+
+def run_qat(cfg: QATJobConfig) -> dict:
+    """Run (or resume) the whole QAT job; returns the report written to ``<run>/report.json``.
+
+    The resolved config (``train.imgsz`` and ``export.imgsz`` set from the weights) is written to
+    ``<run>/qat.yaml`` and into every checkpoint, sidecar and report of the run.
+    """
+    start = time.perf_counter()
+    teacher, imgsz = load_model_at(cfg.weights, cfg.train.imgsz)
+    cfg = replace(cfg, train=replace(cfg.train, imgsz=imgsz), export=replace(cfg.export, imgsz=imgsz))
+    _check_compatible(teacher, cfg.train.data, cfg.weights)
+    run, config = cfg.run, record(cfg)
+    write_record(run / "qat.yaml", cfg, "qat")
+    trainer = _trainer(cfg, teacher, config)
     trainer.fit()
-    best = torch.load(run / "weights" / "best.pt", weights_only=False, map_location="cpu")["model"]
-    export = ExportConfig(imgsz=train.imgsz, dynamic_batch=cfg.dynamic_batch)
-    qat_onnx = onnx_from_model(best, run / "qat.int8.onnx", export, "int8", cfg.weights,
-                               {**cfg.quant.to_dict(), "qat": _plain(cfg.qat)})  # fmt: skip
-    checked = check_qdq(qat_onnx)
-    if not checked.ok:
-        raise ToolchainError(f"{qat_onnx}: check-qdq found violations:\n{checked.summary()}")
+    best = load_model(run / "weights" / "best.pt")
+    qat_onnx = onnx_from_model(best, run / "qat.int8.onnx", cfg.export, "int8", cfg.weights,
+                               {**cfg.quant.to_dict(), "qat": config["qat"]}, config)  # fmt: skip
+    checked = _check_tensorrt_rules(qat_onnx, cfg.quant)
     paths = {"FP32": run / "fp32.onnx", "PTQ INT8": run / "ptq.int8.onnx", "QAT INT8": qat_onnx}
-    results = evaluate_onnx(paths, train.data)
+    results = evaluate_onnx(paths, cfg.train.data)
     epochs = [h["train_seconds"] for h in trainer.history]
     report = {
-        "weights": cfg.weights, "data": train.data, "imgsz": train.imgsz, "epochs": len(trainer.history),
+        "weights": cfg.weights, "data": cfg.train.data, "imgsz": imgsz, "epochs": len(trainer.history),
         "minutes": (time.perf_counter() - start) / 60, "mean_epoch_seconds": sum(epochs) / max(1, len(epochs)),
-        "check_qdq": checked.summary(), "results": {k: v.to_dict() for k, v in results.items()},
+        "check_qdq": checked, "results": {k: v.to_dict() for k, v in results.items()}, "config": config,
     }  # fmt: skip
     write_json(run / "report.json", report)
     markdown = table(results)
@@ -170,12 +187,12 @@ def run_qat(cfg: QATRunConfig) -> dict:
     return report
 
 
-def _plain(obj):
-    """Dataclasses, dicts and tuples as plain YAML/JSON values."""
-    if hasattr(obj, "__dataclass_fields__"):
-        return _plain(asdict(obj))
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
+def _check_tensorrt_rules(onnx: Path, quant: QuantConfig) -> str:
+    """check-qdq's summary of the QAT ONNX for a TensorRT target (violations are an error)."""
+    if quant.target != "tensorrt":
+        return f"not checked: quant.target is {quant.target}, TensorRT's Q/DQ rules do not apply"
+    checked = check_qdq(onnx)
+    if not checked.ok:
+        raise ToolchainError(f"{onnx}: check-qdq found violations:\n{checked.summary()}")
+    logger.info("check-qdq: %s", checked.summary())
+    return checked.summary()

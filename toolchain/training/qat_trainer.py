@@ -1,14 +1,13 @@
 """Quantization-aware training: the generic trainer on a PTQ-calibrated model, with BatchNorm and
-quantizer-range freezing, distillation from the FP32 teacher, and conversion to the export form.
+quantizer-range freezing, and distillation from the FP32 teacher.
 
 Example:
-    >>> trainer = create_trainer(model, QATConfig(train=TrainConfig(data="data.yaml", imgsz=384)), teacher)
+    >>> trainer = QATTrainer(model, TrainConfig(data="data.yaml", imgsz=384), QATConfig(), teacher)
     >>> trainer.fit()
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 
@@ -16,7 +15,8 @@ import torch
 from torch import nn
 
 from deploy.errors import ToolchainError
-from toolchain.quantization.ptq import fold_batchnorm, quantizers
+from toolchain.config.fields import EpochOrNever, NonNegativeInt, Pattern, check_fields
+from toolchain.quantization.ptq import quantizers
 from toolchain.training.losses import distillation_loss, quantization_penalty
 from toolchain.training.trainer import Callback, TrainConfig, Trainer
 
@@ -25,19 +25,21 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class QATConfig:
-    """QAT on top of a training config.
+    """What QAT adds to training.
 
     Attributes:
-        train: The optimizer, schedule, data and loss settings.
         freeze_bn_epoch: From this epoch on, BatchNorm statistics stop updating (-1: never).
         freeze_quant_epoch: From this epoch on, learned quantizer ranges stop changing (-1: never).
-        progressive: Start epoch to module-name regex, enabling quantizers stage by stage (empty: all at once).
+        progressive: Start epoch to module-name regex, enabling quantizers stage by stage (empty: all at
+            once), e.g. {0: 'model\\.[0-9]\\.', 1: 'model\\.(1[0-9]|2[0-1])\\.', 2: 'model\\.22\\.'}.
     """
 
-    train: TrainConfig
-    freeze_bn_epoch: int = 0
-    freeze_quant_epoch: int = -1
-    progressive: dict = field(default_factory=dict)
+    freeze_bn_epoch: EpochOrNever = 0
+    freeze_quant_epoch: EpochOrNever = -1
+    progressive: dict[NonNegativeInt, Pattern] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def _freeze_batchnorm(model: nn.Module) -> None:
@@ -47,19 +49,26 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 
 
 class QATTrainer(Trainer):
-    """``Trainer`` for a model with quantizers (prepared by ``quantize_model`` and calibrated)."""
+    """``Trainer`` for a model with quantizers (prepared by ``quantize_model`` and calibrated).
+
+    Args:
+        model: The calibrated fake-quant model.
+        cfg: Training settings.
+        qat: Freezing settings (progressive quantization is a callback, see ``qat_job``).
+        teacher: The FP32 model, needed when ``cfg.loss.distill > 0``.
+        callbacks: Called at fit and epoch boundaries.
+    """
 
     def __init__(
-        self, model: nn.Module, cfg: QATConfig, teacher: nn.Module | None = None,
+        self, model: nn.Module, cfg: TrainConfig, qat: QATConfig, teacher: nn.Module | None = None,
         callbacks: list[Callback] | None = None,
     ) -> None:  # fmt: skip
         if not quantizers(model):
             raise ToolchainError("QAT: the model has no quantizers; run quantize_model() and calibrate() first")
-        super().__init__(model, cfg.train, callbacks)
-        self.qat = cfg
-        loss = cfg.train.loss
+        super().__init__(model, cfg, callbacks)
+        self.qat = qat
         self.teacher = teacher.to(self.device).eval().requires_grad_(False) if teacher is not None else None
-        if loss.distill > 0 and self.teacher is None:
+        if cfg.loss.distill > 0 and self.teacher is None:
             raise ToolchainError("QAT: distill > 0 needs the FP32 teacher model")
 
     def prepare_epoch(self, epoch: int) -> None:
@@ -69,6 +78,17 @@ class QATTrainer(Trainer):
         if 0 <= self.qat.freeze_quant_epoch <= epoch:
             for q in quantizers(self.model):
                 q.freeze()
+            self._forget_frozen_ranges()
+
+    def _forget_frozen_ranges(self) -> None:
+        """Take the learned ranges that freezing turned into buffers out of the optimizer, so that the
+        optimizer saved in ``last.pt`` matches the saved model's parameters (and a resume loads it)."""
+        live = {id(p) for p in self.model.parameters()}
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if id(p) not in live:
+                    self.optimizer.state.pop(p, None)
+            group["params"] = [p for p in group["params"] if id(p) in live]
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         preds = self.model(batch["img"])
@@ -78,30 +98,11 @@ class QATTrainer(Trainer):
         lc = self.cfg.loss
         if lc.quant_penalty > 0:
             penalty = quantization_penalty(self.model) * lc.quant_penalty * batch["img"].shape[0]
-            total, out["quant_penalty"] = total + penalty, float(penalty)
+            total, out["quant_penalty"] = total + penalty, float(penalty.detach())
         if lc.distill > 0:
             with torch.no_grad():
                 teacher = self.teacher(batch["img"])
             teacher = teacher[1] if isinstance(teacher, tuple) else teacher
             distill = distillation_loss(preds, teacher, lc.distill_features) * lc.distill * batch["img"].shape[0]
-            total, out["distill"] = total + distill, float(distill)
+            total, out["distill"] = total + distill, float(distill.detach())
         return total, out
-
-
-def export_form(model: nn.Module) -> nn.Module:
-    """A copy ready for export: quantizer ranges fixed, BatchNorm folded into the quantized convs."""
-    model = copy.deepcopy(model).eval()
-    for q in quantizers(model):
-        q.freeze()
-    fold_batchnorm(model)
-    return model
-
-
-def create_trainer(
-    model: nn.Module, cfg: TrainConfig | QATConfig, teacher: nn.Module | None = None,
-    callbacks: list[Callback] | None = None,
-) -> Trainer:  # fmt: skip
-    """A ``QATTrainer`` for a ``QATConfig``, a plain ``Trainer`` for a ``TrainConfig``."""
-    if isinstance(cfg, QATConfig):
-        return QATTrainer(model, cfg, teacher, callbacks)
-    return Trainer(model, cfg, callbacks)

@@ -11,14 +11,17 @@
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from deploy.errors import ToolchainError
+from toolchain.config.fields import Decay, Fraction, NonNegativeInt, PositiveInt, check_fields
 
-SCHEDULES = ("cosine", "cosine_restarts", "step", "plateau", "qat")
+Schedule = Literal["cosine", "cosine_restarts", "step", "plateau", "qat"]
+SCHEDULES = typing.get_args(Schedule)
 
 
 @dataclass(frozen=True)
@@ -26,30 +29,30 @@ class ScheduleConfig:
     """Which schedule and its shape.
 
     Attributes:
-        name: One of ``SCHEDULES``.
-        warmup_epochs: Linear warm-up from ``warmup_start`` of the base rate.
+        name: cosine (warm-up, then cosine to lrf), cosine_restarts, step, plateau (on val mAP) or qat
+            (warm-up, pre_quant float epochs, then cosine).
+        warmup_epochs: Linear warm-up from warmup_start of the base rate.
         warmup_start: Fraction of the base rate at epoch 0 of the warm-up.
-        lrf: Final fraction of the base rate (cosine, qat).
-        cycle: Epochs per cosine restart cycle.
+        lrf: Final fraction of the base rate (cosine, cosine_restarts, qat).
+        cycle: Epochs per cosine restart cycle (cosine_restarts).
         step: Epochs between decays (step).
         gamma: Decay factor (step, plateau).
         pre_quant: Float epochs at the base rate before quantization starts (qat).
         patience: Epochs without improvement before decaying (plateau).
     """
 
-    name: str = "cosine"
-    warmup_epochs: int = 0
-    warmup_start: float = 0.1
-    lrf: float = 0.01
-    cycle: int = 10
-    step: int = 10
-    gamma: float = 0.1
-    pre_quant: int = 0
-    patience: int = 2
+    name: Schedule = "cosine"
+    warmup_epochs: NonNegativeInt = 0
+    warmup_start: Fraction = 0.1
+    lrf: Fraction = 0.01
+    cycle: PositiveInt = 10
+    step: PositiveInt = 10
+    gamma: Decay = 0.1
+    pre_quant: NonNegativeInt = 0
+    patience: NonNegativeInt = 2
 
     def __post_init__(self) -> None:
-        if self.name not in SCHEDULES:
-            raise ToolchainError(f"schedule: unknown '{self.name}'; allowed: {list(SCHEDULES)}")
+        check_fields(self)
 
 
 def _cosine(t: float, lrf: float) -> float:

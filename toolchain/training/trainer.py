@@ -12,16 +12,27 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from deploy.dataset import load_data_yaml, load_split
-from deploy.errors import ToolchainError
 from deploy.evaluate import EvalResult, evaluate
+from toolchain.config.fields import (
+    Decay,
+    ExistingPath,
+    Fraction,
+    ImageSize,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    check_fields,
+)
 from toolchain.models.torch_runner import TorchRunner
 from toolchain.training.losses import LossConfig, detection_criterion
 from toolchain.training.schedulers import ScheduleConfig, create_scheduler
@@ -31,61 +42,54 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run.
+    """One training run; the defaults are QAT's (fine-tuning a converged model), this loop's one user.
 
     Attributes:
-        data: The ``data.yaml``.
-        imgsz: Square training and validation size.
+        data: The data.yaml.
+        imgsz: Square training and validation size (null: the size the starting weights were trained at).
         epochs: Epochs.
         batch: Batch size.
-        optimizer: ``SGD`` or ``AdamW``.
-        lr0: Base learning rate.
+        optimizer: SGD or AdamW.
+        lr0: Base learning rate (small: it keeps a converged model near its FP32 optimum).
         momentum: SGD momentum / Adam beta1.
         weight_decay: Weight decay (not on biases and norms).
         grad_clip: Max gradient norm (0: off).
         ema_decay: EMA decay of the weights (0: no EMA).
-        amp: Mixed precision on CUDA.
-        device: ``cpu``, ``cuda``, ``cuda:0``.
+        amp: Mixed precision on CUDA (no effect on CPU).
+        device: cpu, cuda, cuda:0 (0 means cuda:0).
         workers: Data-loading processes.
         threads: Torch CPU threads (0: every core).
         mosaic: Mosaic probability (off by default for QAT, as the peers do).
-        augment: Other ultralytics augmentation overrides (``{fliplr: 0.5}``).
+        augment: Other ultralytics augmentation overrides, e.g. {fliplr: 0.5, scale: 0.3}.
         val_images: Validate on the first N val images (0: all).
-        out: Run folder (``weights/last.pt``, ``weights/best.pt``, ``results.csv``).
         seed: Random seed.
-        resume: Continue from ``<out>/weights/last.pt``.
         schedule: Learning-rate schedule.
         loss: Loss terms.
     """
 
-    data: str
-    imgsz: int = 640
-    epochs: int = 10
-    batch: int = 16
-    optimizer: str = "SGD"
-    lr0: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    grad_clip: float = 10.0
-    ema_decay: float = 0.999
+    data: ExistingPath
+    imgsz: ImageSize | None = None
+    epochs: PositiveInt = 5
+    batch: PositiveInt = 16
+    optimizer: Literal["SGD", "AdamW"] = "SGD"
+    lr0: PositiveFloat = 0.0002
+    momentum: Decay = 0.9
+    weight_decay: NonNegativeFloat = 5e-4
+    grad_clip: NonNegativeFloat = 10.0
+    ema_decay: Decay = 0.999
     amp: bool = True
     device: str = "cpu"
-    workers: int = 2
-    threads: int = 0
-    mosaic: float = 0.0
+    workers: NonNegativeInt = 2
+    threads: NonNegativeInt = 0
+    mosaic: Fraction = 0.0
     augment: dict = field(default_factory=dict)
-    val_images: int = 0
-    out: str = "runs/train"
+    val_images: NonNegativeInt = 0
     seed: int = 0
-    resume: bool = False
     schedule: ScheduleConfig = ScheduleConfig()
     loss: LossConfig = LossConfig()
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("SGD", "AdamW"):
-            raise ToolchainError(f"train: optimizer must be SGD or AdamW, got '{self.optimizer}'")
-        if self.epochs < 1 or self.batch < 1 or self.imgsz % 32:
-            raise ToolchainError("train: epochs and batch must be >= 1 and imgsz a multiple of 32")
+        check_fields(self)
 
 
 class ModelEMA:
@@ -144,16 +148,16 @@ class Trainer:
 
     Args:
         model: An ultralytics ``DetectionModel`` (float or with quantizers).
-        cfg: The run's settings.
+        cfg: The run's settings (``imgsz`` resolved).
         callbacks: Called at fit and epoch boundaries.
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, callbacks: list[Callback] | None = None) -> None:
+        assert cfg.imgsz is not None, "resolve imgsz (the weights' training size) before training"
         self.cfg = cfg
         self.device = torch.device(cfg.device if cfg.device != "0" else "cuda:0")
         self.model = _trainable(model.to(self.device))
         self.callbacks = list(callbacks or [])
-        self.out = Path(cfg.out)
         self.start_epoch = 0
         self.best_fitness: float | None = None
         self.history: list[dict] = []
@@ -268,7 +272,7 @@ class Trainer:
             "model": self.model, "ema": self.ema.ema if self.ema else None,
             "ema_updates": self.ema.updates if self.ema else 0, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "epoch": epoch, "best_fitness": self.best_fitness,
-            "history": self.history, "config": asdict(self.cfg),
+            "history": self.history,
         }  # fmt: skip
 
     def load_state(self, state: dict) -> None:

@@ -101,15 +101,10 @@ def test_a_wrong_activation_scale_leaves_its_quantizer_unmatched(exported, tmp_p
     assert any("no QuantizeLinear" in f for f in report.failures())
 
 
-def test_parity_command(exported, tmp_path, tiny_dataset, tiny_checkpoint, capsys):
-    import torch
-
-    model, path, _ = exported
-    checkpoint = tmp_path / "fake_quant.pt"
-    torch.save({"model": model}, checkpoint)
-    args = ["parity", "--model", str(checkpoint), "--onnx", str(path), "--data", str(tiny_dataset), "--images", "2"]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "layer-aligned" in out and "parity: OK" in out
-    assert main(args[:2] + [str(tiny_checkpoint)] + args[3:]) == 1
+def test_parity_command(parity_run, ptq_run, tiny_dataset, tiny_checkpoint, capsys):
+    assert parity_run.code == 0, parity_run.err
+    assert "layer-aligned" in parity_run.out and "parity: OK" in parity_run.out
+    onnx = ptq_run.folder / "tiny.int8.onnx"
+    args = ["parity", "--model", str(tiny_checkpoint), "--onnx", str(onnx), "--data", str(tiny_dataset), "--images", "2"]
+    assert main(args) == 1
     assert "not a fake-quant model" in capsys.readouterr().err

@@ -92,3 +92,37 @@ def test_export_refuses_nothing_silently_for_sub_8_bit(tmp_path, tiny_checkpoint
         onnx_from_model(model, tmp_path / "m.onnx", ExportConfig(imgsz=64), precision="int4")
     model.eval()
     assert model(torch.zeros(1, 3, 64, 64))[0].shape == (1, 14, 84)  # 4-bit simulation still runs
+
+
+def test_ptq_command_writes_both_onnx_the_checkpoint_and_their_config(ptq_run):
+    from deploy.metadata import ModelMetadata
+    from toolchain.models.yolo import trained_imgsz
+
+    assert ptq_run.code == 0, ptq_run.err
+    folder = ptq_run.folder
+    int8, fp32 = ModelMetadata.load(folder / "tiny.int8.onnx"), ModelMetadata.load(folder / "tiny.onnx")
+    assert int8.precision == "int8" and fp32.precision == "fp32" and int8.imgsz == fp32.imgsz == (64, 64)
+    config = int8.extra["config"]
+    assert config == fp32.extra["config"] and config["imgsz"] == 64 and config["num_images"] == 8
+    assert int8.quantization["overrides"][0]["input"] == {"calibrator": "moving_average_max"}
+    checkpoint = torch.load(folder / "tiny.int8.pt", weights_only=False)
+    assert checkpoint["config"] == config and trained_imgsz(load_model(folder / "tiny.int8.pt")) == 64
+    assert check_qdq(folder / "tiny.int8.onnx").ok
+
+
+def test_config_of_the_sidecar_reproduces_the_ptq_run(ptq_run, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from toolchain.cli import main
+
+    again = tmp_path / "again.int8.onnx"
+    assert main(["ptq", "--config", str(ptq_run.folder / "tiny.int8.onnx.json"), "--out", str(again), "--no-fp32"]) == 0
+
+    def weights(path):
+        return {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+
+    first, second = weights(ptq_run.folder / "tiny.int8.onnx"), weights(again)
+    assert first.keys() == second.keys()
+    for name, value in first.items():
+        np.testing.assert_array_equal(value, second[name], err_msg=name)

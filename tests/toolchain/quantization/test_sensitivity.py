@@ -1,41 +1,40 @@
 from __future__ import annotations
 
+import csv
+
 import yaml
 
-from deploy.dataset import load_data_yaml, load_split
+from toolchain.config.files import SCHEMA_VERSION
 from toolchain.models.yolo import load_model
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.placement import quantize_model
-from toolchain.quantization.ptq import calibrate, calibration_batches, quantizers
-from toolchain.quantization.sensitivity import (
-    fusion_groups,
-    layer_sensitivity,
-    write_mixed_precision_config,
-    write_sensitivity,
-)
-
-REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
+from toolchain.quantization.sensitivity import fusion_groups
 
 
-def test_groups_ranking_outputs_and_mixed_precision(tmp_path, tiny_checkpoint, tiny_dataset):
+def test_fusion_groups_are_the_readers_of_one_input_quantizer(tiny_checkpoint):
     model = load_model(tiny_checkpoint)
     quantize_model(model, QuantConfig())
-    calibrate(model, calibration_batches(str(tiny_dataset), 64, 8, 8))
     groups = fusion_groups(model)
     assert sum(len(g) for g in groups) == 57
     assert ["model.2.cv2.conv", "model.2.m.0.cv1.conv"] in groups  # a C2f's concat and bottleneck: one group
-    split = load_split(load_data_yaml(tiny_dataset), "val", limit=2)
-    rows = layer_sensitivity(model, split, 64)
-    assert len(rows) == len(groups)
-    assert [r.loss for r in rows] == sorted((r.loss for r in rows), reverse=True)
-    assert all(q.enabled for q in quantizers(model))  # states restored
-    csv_path, png_path = write_sensitivity(rows, tmp_path)
-    assert csv_path.read_text().count("\n") == len(rows) + 1 and png_path.stat().st_size > 0
-    out = write_mixed_precision_config(rows, 2, REPO / "configs" / "quant.yaml", tmp_path / "mixed.yaml")
-    cfg = QuantConfig.from_yaml(out)
-    skipped = {o.pattern for o in cfg.overrides if o.skip}
-    assert len(skipped) == len(rows[0].group) + len(rows[1].group)
+
+
+def test_ranking_outputs_and_mixed_precision(sensitivity_run, tiny_checkpoint):
+    assert sensitivity_run.code == 0, sensitivity_run.err
+    folder = sensitivity_run.folder
+    with (folder / "sensitivity.csv").open() as f:
+        rows = list(csv.DictReader(f))
     fresh = load_model(tiny_checkpoint)
-    report = quantize_model(fresh, cfg)
-    assert set(rows[0].group) <= set(report.skipped)  # whole groups stay float
-    assert yaml.safe_load(out.read_text())["target"] == "tensorrt"
+    quantize_model(fresh, QuantConfig())
+    assert len(rows) == len(fusion_groups(fresh))
+    losses = [float(r["map50_95_loss"]) for r in rows]
+    assert losses == sorted(losses, reverse=True)
+    assert (folder / "sensitivity.png").stat().st_size > 0
+    saved = yaml.safe_load((folder / "sensitivity.yaml").read_text())
+    assert saved["version"] == SCHEMA_VERSION and saved["imgsz"] == 64 and saved["keep_float"] == 1
+    cfg = QuantConfig.from_yaml(folder / "quant.mixed.yaml")
+    first = rows[0]["group"].split()
+    assert {o.pattern for o in cfg.overrides if o.skip} == {name.replace(".", "\\.") for name in first}
+    report = quantize_model(load_model(tiny_checkpoint), cfg)
+    assert set(first) <= set(report.skipped)  # whole groups stay float
+    assert cfg.target == "tensorrt"

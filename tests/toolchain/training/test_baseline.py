@@ -4,20 +4,27 @@ import pytest
 import yaml
 
 from deploy.errors import ToolchainError
-from toolchain.models.yolo import class_names, load_model
+from toolchain.cli import main
+from toolchain.config.files import SCHEMA_VERSION, record
+from toolchain.models.yolo import class_names, load_model, trained_imgsz
 from toolchain.training.baseline import BaselineConfig, train_baseline
 
 
-def test_one_epoch_writes_best_and_resolved_config(tmp_path, tiny_dataset):
-    cfg = BaselineConfig(
-        data=str(tiny_dataset), imgsz=64, epochs=1, batch=8, workers=0, project=str(tmp_path), name="b",
-        optimizer="AdamW", lr0=0.002, warmup_epochs=0, close_mosaic=0,
-    )  # fmt: skip
-    best = train_baseline(cfg)
-    assert best == tmp_path / "b" / "weights" / "best.pt"
-    assert class_names(load_model(best))[0] == "no_entry"
-    saved = yaml.safe_load((tmp_path / "b" / "baseline.yaml").read_text())
-    assert saved["imgsz"] == 64 and saved["epochs"] == 1
+def test_one_epoch_writes_best_and_resolved_config(baseline_run):
+    assert baseline_run.code == 0, baseline_run.err
+    best = baseline_run.folder / "b" / "weights" / "best.pt"
+    assert baseline_run.out.strip().endswith(str(best))
+    model = load_model(best)
+    assert class_names(model)[0] == "no_entry" and trained_imgsz(model) == 64
+    saved = yaml.safe_load((baseline_run.folder / "b" / "baseline.yaml").read_text())
+    assert saved["version"] == SCHEMA_VERSION and saved["imgsz"] == 64 and saved["epochs"] == 1
+    assert saved["optimizer"] == "AdamW" and saved["threads"] == 2 and saved["overrides"] == {"mosaic": 0.0}
+
+
+def test_config_of_the_written_file_reproduces_the_run(baseline_run, runs_nothing):
+    written = baseline_run.folder / "b" / "baseline.yaml"
+    assert main(["baseline", "--config", str(written)]) == 0
+    assert record(runs_nothing[0]) == yaml.safe_load(written.read_text())
 
 
 def test_resume_without_a_run_is_a_clear_error(tmp_path, tiny_dataset):
@@ -28,8 +35,14 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path, tiny_dataset):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"imgsz": 100}, "multiple of 32"), ({"epochs": 0}, "at least 1"), ({"model": "missing.pt"}, "weights not found")],
+    [
+        ({"imgsz": 100}, "imgsz: expected an integer >= 32, a multiple of 32, got 100"),
+        ({"epochs": 0}, "epochs: expected an integer >= 1, got 0"),
+        ({"model": "missing.pt"}, "weights not found"),
+        ({"optimizer": "Adagrad"}, "optimizer: expected one of"),
+        ({"cache": "gpu"}, "cache: expected one of"),
+    ],
 )
-def test_bad_config(kwargs, match):
+def test_bad_config(kwargs, match, tiny_dataset):
     with pytest.raises(ToolchainError, match=match):
-        BaselineConfig(**kwargs)
+        BaselineConfig(data=str(tiny_dataset), **kwargs)

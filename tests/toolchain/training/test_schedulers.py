@@ -32,5 +32,5 @@ def test_plateau_reduces_on_no_improvement():
 
 
 def test_unknown_schedule():
-    with pytest.raises(ToolchainError, match="unknown 'linear'"):
+    with pytest.raises(ToolchainError, match="name: expected one of \\[.cosine.*got .linear."):
         ScheduleConfig("linear")

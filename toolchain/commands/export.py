@@ -1,0 +1,106 @@
+"""Subcommands for models out: ``export`` (FP32 ONNX) and ``parity`` (a QDQ ONNX against its fake-quant model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.errors import ToolchainError
+from toolchain.config.fields import ExistingPath, ImageSize, NonNegativeFloat, PositiveFloat, PositiveInt, check_fields
+from toolchain.config.files import record
+from toolchain.config.flags import Command
+from toolchain.config.tree import replace
+from toolchain.export.onnx import ExportConfig
+
+
+@dataclass(frozen=True)
+class ExportCommandConfig:
+    """``toolchain export``: a .pt to FP32 ONNX with its sidecar JSON.
+
+    Attributes:
+        weights: The .pt checkpoint.
+        out: ONNX path (null: beside the weights, <weights>.onnx).
+        imgsz: Input size (null: the size the weights were trained at).
+        export: Export settings (batch, opset, dynamic batch, simplifier).
+    """
+
+    weights: ExistingPath
+    out: str | None = None
+    imgsz: ImageSize | None = None
+    export: ExportConfig = ExportConfig()
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _export(cfg: ExportCommandConfig) -> None:
+    from toolchain.export.onnx import onnx_from_model
+    from toolchain.models.yolo import load_model_at
+
+    model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
+    cfg = replace(cfg, imgsz=imgsz, export=replace(cfg.export, imgsz=imgsz))
+    out = cfg.out or Path(cfg.weights).with_suffix(".onnx")
+    print(onnx_from_model(model, out, cfg.export, source=cfg.weights, config=record(cfg)))
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    """``toolchain parity``: a QDQ ONNX on ONNX Runtime against the fake-quant model it came from.
+
+    Attributes:
+        model: The fake-quant .pt of the ONNX (PTQ's .int8.pt, QAT's best.pt).
+        onnx: Its QDQ ONNX (its input size is the size compared at).
+        data: data.yaml whose val images are compared.
+        images: Val images compared.
+        max_aligned: Bound on the layer-aligned relative L2.
+        max_map_gap: Bound on the mAP50-95 difference.
+    """
+
+    model: ExistingPath
+    onnx: ExistingPath
+    data: ExistingPath
+    images: PositiveInt = 16
+    max_aligned: PositiveFloat = 1e-3
+    max_map_gap: NonNegativeFloat = 0.002
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _parity(cfg: ParityConfig) -> int:
+    import cv2
+
+    from deploy.dataset import load_data_yaml, load_split
+    from deploy.preprocess import preprocess
+    from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+    from toolchain.export.parity import map_onnx_and_torch, qdq_parity
+    from toolchain.models.yolo import load_model
+    from toolchain.quantization.ptq import is_quantized
+
+    model = load_model(cfg.model)
+    if not is_quantized(model):
+        raise ToolchainError(f"{cfg.model}: not a fake-quant model; pass the .pt that PTQ or QAT wrote beside the ONNX")
+    split = load_split(load_data_yaml(cfg.data), "val", limit=cfg.images)
+    with OnnxRuntimeRunner(cfg.onnx) as onnx_runner:
+        imgsz = onnx_runner.input_shape[2]
+    batches = [preprocess([cv2.imread(str(r.path))], (imgsz, imgsz))[0] for r in split.images]
+    report = qdq_parity(model, cfg.onnx, batches)
+    onnx_map, torch_map = map_onnx_and_torch(model, cfg.onnx, split)
+    failures = report.failures(cfg.max_aligned)
+    if abs(onnx_map - torch_map) > cfg.max_map_gap:
+        failures.append(f"mAP50-95 differs by {abs(onnx_map - torch_map):.4f} > {cfg.max_map_gap}")
+    print(f"{cfg.onnx} against {cfg.model}, {len(split.images)} val images at {imgsz}:\n{report.summary()}")
+    print(f"mAP50-95: ONNX Runtime {onnx_map:.4f}, PyTorch fake-quant {torch_map:.4f}")
+    print("\n".join(f"FAIL: {f}" for f in failures) or "parity: OK")
+    return 1 if failures else 0
+
+
+EXPORT_FLAGS = {"--batch": "export.batch", "--opset": "export.opset", "--dynamic-batch": "export.dynamic_batch",
+                "--simplify": "export.simplify"}  # fmt: skip
+
+COMMANDS = [
+    Command("export", ExportCommandConfig, _export, "export a .pt to FP32 ONNX with its sidecar JSON", EXPORT_FLAGS,
+            fixed={"export.imgsz": "imgsz: the flag, else the size the weights were trained at"}),
+    Command("parity", ParityConfig, _parity,
+            "compare a QDQ ONNX on ONNX Runtime with the fake-quant model it came from"),
+]  # fmt: skip

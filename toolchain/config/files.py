@@ -1,0 +1,88 @@
+"""Config files: the one YAML-mapping reader, and the resolved config written beside every output.
+
+A resolved config (a *record*) is the command's whole config, defaults included, with the schema
+``version``. It is written as ``<run>/<command>.yaml``, inside checkpoints (``config``), inside the
+sidecar of every ONNX (``extra.config``) and inside reports (``config``); ``--config`` reads any
+of them back, so ``toolchain qat --config runs/qat/x/qat.yaml`` runs the same job again.
+
+Example:
+    >>> raw = read_yaml_mapping("configs/qat.yaml")
+    >>> write_record("runs/qat/x/qat.yaml", cfg, "qat")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deploy.errors import UsageError
+from deploy.fileio import atomic_path
+from toolchain.config.tree import to_dict
+
+SCHEMA_VERSION = 1
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML text; a syntax error is one line naming ``where``, the line and the column."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{where}{at}: not valid YAML ({problem})") from None
+
+
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
+    """A YAML file whose top level is a mapping (an empty file is ``{}``).
+
+    Raises:
+        UsageError: The file is missing or unreadable, is not YAML, or is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: {what} not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: {what} cannot be read as UTF-8 text ({exc})") from None
+    raw = parse_yaml(text, str(path))
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected a mapping of keys to values at the top, got {type(raw).__name__}")
+    return raw
+
+
+def record(cfg: object) -> dict:
+    """The resolved config as plain values, with the schema version first."""
+    return {"version": SCHEMA_VERSION, **to_dict(cfg)}
+
+
+def write_record(path: str | Path, cfg: object, command: str) -> Path:
+    """Write ``record(cfg)`` as YAML, atomically, with a comment saying how to run it again."""
+    import yaml
+
+    path = Path(path)
+    header = f"# Resolved config of 'toolchain {command}'; run it again: toolchain {command} --config {path}\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(header + yaml.safe_dump(record(cfg), sort_keys=False))
+    return path
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The config mapping in a ``--config`` file: a YAML of a command's keys, a written record, a
+    model sidecar (``extra.config``) or a report (``config``). A ``version`` other than ours is refused."""
+    raw = read_yaml_mapping(path)
+    extra = raw.get("extra")
+    if isinstance(extra, dict) and isinstance(extra.get("config"), dict):
+        raw = extra["config"]
+    elif isinstance(raw.get("config"), dict):
+        raw = raw["config"]
+    raw = dict(raw)
+    version = raw.pop("version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"{path}: config schema version {version!r}; this toolchain reads version {SCHEMA_VERSION}")
+    return raw
