@@ -62,14 +62,10 @@ class ModelMetadata:
                 f"{path}: sidecar not found beside {model_path}; re-export the model with the toolchain"
             )
         try:
-            raw = json.loads(path.read_text())
-            raw["imgsz"] = tuple(raw["imgsz"])
-            meta = ModelMetadata(**raw)
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ToolchainError(f"{path}: not a valid model sidecar ({exc})") from exc
-        if meta.version != SCHEMA_VERSION:
-            raise ToolchainError(f"{path}: sidecar schema {meta.version}, this toolchain reads {SCHEMA_VERSION}")
-        return meta
+        return ModelMetadata(**_checked_fields(raw, path))
 
     @staticmethod
     def find(model_path: str | Path) -> ModelMetadata | None:
@@ -122,6 +118,47 @@ class ModelMetadata:
             "precision": self.precision,
             "producer": "toolchain",
         }
+
+
+# Each sidecar field: the JSON types it may hold and what the error says was expected.
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "names": ((list,), "a list of class names"),
+    "imgsz": ((list,), "[height, width]"),
+    "stride": ((int,), "a positive integer"),
+    "precision": ((str,), "a string such as int8"),
+    "source": ((str,), "a string"),
+    "quantization": ((dict, type(None)), "a mapping or null"),
+    "extra": ((dict,), "a mapping"),
+    "version": ((int,), f"the schema version {SCHEMA_VERSION}"),
+}
+
+
+def _checked_fields(raw: object, path: Path) -> dict:
+    """The sidecar's fields, each of the type ``ModelMetadata`` declares.
+
+    Raises:
+        ToolchainError: Naming the sidecar, the field, what it holds and what was expected.
+    """
+    if not isinstance(raw, dict):
+        raise ToolchainError(f"{path}: not a valid model sidecar (a JSON {type(raw).__name__}, expected an object)")
+    unknown = sorted(set(raw) - set(_FIELD_TYPES))
+    missing = [k for k in ("names", "imgsz") if k not in raw]
+    if unknown or missing:
+        what = f"unknown field(s) {unknown}" if unknown else f"missing field(s) {missing}"
+        raise ToolchainError(f"{path}: not a valid model sidecar ({what}); fields: {', '.join(_FIELD_TYPES)}")
+    for key, value in raw.items():
+        types, expected = _FIELD_TYPES[key]
+        if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+            raise ToolchainError(f"{path}: sidecar field '{key}' is {value!r:.60}; expected {expected}")
+    if raw.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ToolchainError(f"{path}: sidecar schema {raw['version']}, this toolchain reads {SCHEMA_VERSION}")
+    sizes = raw["imgsz"]
+    if len(sizes) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+        raise ToolchainError(f"{path}: sidecar field 'imgsz' is {sizes!r:.60}; expected [height, width]")
+    if not all(isinstance(n, str) for n in raw["names"]) or raw.get("stride", 1) <= 0:
+        bad = "names" if not all(isinstance(n, str) for n in raw["names"]) else "stride"
+        raise ToolchainError(f"{path}: sidecar field '{bad}' is {raw[bad]!r:.60}; expected {_FIELD_TYPES[bad][1]}")
+    return {**raw, "imgsz": tuple(sizes)}
 
 
 def _literal(value: str):

@@ -62,7 +62,7 @@ def make_video():
     def make(path, frames: int = 12, size: tuple[int, int] = (96, 64)) -> str:
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
         for i in range(frames):
-            writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
+            writer.write(np.full((size[1], size[0], 3), (10 * i) % 256, np.uint8))
         writer.release()
         return str(path)
 

@@ -124,11 +124,6 @@ SIDECAR = st.fixed_dictionaries(
 )
 
 
-@pytest.mark.xfail(
-    strict=True, raises=(AttributeError, TypeError, ValueError),
-    reason="ModelMetadata.load takes any JSON type for 'extra' (null, a list...) and check_engine_compatible calls "
-    ".get on it (deploy/metadata.py: the docker helper; deploy/engine/config.py: the TensorRT helper)",
-)  # fmt: skip
 @FUZZ
 @given(sidecar=st.one_of(SIDECAR, JSON))
 def test_engine_sidecar_is_read_or_refused(tmp_path, sidecar):

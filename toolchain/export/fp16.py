@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from deploy.engine.precision import fp16_onnx_path
 from deploy.errors import ToolchainError
 from deploy.fileio import atomic_path
 from deploy.metadata import ModelMetadata
@@ -50,10 +51,7 @@ class Fp16Config:
 
 def fp16_path(onnx: str | Path) -> Path:
     """``model.onnx`` or ``model.fp32.onnx`` -> ``model.fp16.onnx``; ``model.int8.onnx`` -> ``model.int8.fp16.onnx``."""
-    onnx = Path(onnx)
-    stem = onnx.name[: -len(".onnx")] if onnx.name.endswith(".onnx") else onnx.stem
-    stem = stem[: -len(".fp32")] if stem.endswith(".fp32") else stem
-    return onnx.with_name(f"{stem}.fp16.onnx")
+    return fp16_onnx_path(onnx)
 
 
 def _float16_initializers(model) -> list[str]:
