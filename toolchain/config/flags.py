@@ -153,7 +153,7 @@ def merged_tree(command: Command, args: argparse.Namespace) -> tuple[dict, dict[
     for dest, value in given.items():
         kind, _, dotted = dest.partition(":")
         if kind == "value":
-            origins[dotted] = f"{names[dotted][0]} {_shown(value)}"
+            origins[dotted] = _shown(names[dotted][0], value)
             owner, name = lookup(cls, dotted)
             try:
                 typed = value if isinstance(value, bool) else _from_flag(hints(owner)[name], value, dotted)
@@ -171,8 +171,11 @@ def _from_flag(hint: Any, value: Any, dotted: str) -> Any:
     return from_text(hint, value, dotted)
 
 
-def _shown(value: Any) -> str:
-    return " ".join(value) if isinstance(value, list) else str(value)
+def _shown(flag: str, value: Any) -> str:
+    """The flag as given: ``--iou 5``, ``--no-sqnr``, ``--split val test``."""
+    if isinstance(value, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    return f"{flag} {' '.join(value) if isinstance(value, list) else value}"
 
 
 def _merge_at(cls: type, tree: dict, target: str, raw: dict, origins: dict, source: str) -> None:
@@ -205,7 +208,7 @@ def explain(exc: FieldError, origins: Mapping[str, str], names: Mapping[str, lis
         return f"{flag} is required (or '{key}:' in the --config file)"
     if source is None:
         return f"{flag}: {exc.message}"
-    if not key or source.split(" ")[0] in names.get(key, []):  # the flag of this very key
+    if not key or source.split(" ")[0].replace("--no-", "--") in names.get(key, []):  # the flag of this very key
         return f"{source}: {exc.message}"
     return f"{source}: {key}: {exc.message}"
 

@@ -124,5 +124,8 @@ def test_config_of_the_sidecar_reproduces_the_ptq_run(ptq_run, tmp_path):
 
     first, second = weights(ptq_run.folder / "tiny.int8.onnx"), weights(again)
     assert first.keys() == second.keys()
-    for name, value in first.items():
-        np.testing.assert_array_equal(value, second[name], err_msg=name)
+    for name, value in first.items():  # int8 weights exactly; ranges to float32 summation order
+        if value.dtype.kind == "f":
+            np.testing.assert_allclose(value, second[name], rtol=1e-6, atol=0, err_msg=name)
+        else:
+            np.testing.assert_array_equal(value, second[name], err_msg=name)
