@@ -96,6 +96,29 @@ def test_a_flag_mistake_is_one_line_exit_2_before_any_work(capsys, files, runs_n
     assert runs_nothing == []
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["eval", "--json", "{file}/m.json"], "cannot write {file}/m.json: {file} is a file, not a folder"),
+        (["eval", "--json", "m.txt"], "--json m.txt: expected a file name ending in .json"),
+        (["ptq", "--out", "{file}/deep/m.int8.onnx"], "is a file, not a folder"),
+        (["export", "--out", "m.int8.pt"], "expected a file name ending in .onnx"),
+        (["sensitivity", "--out", "{file}"], "is a file; expected a folder"),
+        (["qat", "--project", "{file}/runs"], "is a file, not a folder"),
+        (["baseline", "--project", "{file}"], "is a file; expected a folder"),
+        (["data", "--out", "{file}/syn"], "is a file, not a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(capsys, files, runs_nothing, argv, said):
+    command, *rest = argv
+    rest = [a.format(file=files / "w.pt") for a in rest]
+    required = ["--weights", files / "w.pt"] if command in ("eval", "ptq", "qat", "sensitivity", "export") else []
+    required += ["--data", files / "d.yaml"] if command not in ("data", "export") else []
+    code, _, err = _run(capsys, command, *required, *rest)
+    assert said.format(file=files / "w.pt") in _one_line_usage_error(code, err)
+    assert runs_nothing == []
+
+
 def test_missing_and_required_are_named(capsys, files, runs_nothing):
     code, _, err = _run(capsys, "qat", "--data", files / "d.yaml")
     assert "--weights is required" in _one_line_usage_error(code, err)

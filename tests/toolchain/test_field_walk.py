@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from toolchain.commands import COMMANDS
-from toolchain.config.fields import ExistingFile, MultipleOf, Range, convert, hints, shape
+from toolchain.config.fields import ExistingFile, MultipleOf, Range, Writable, convert, hints, shape
 from toolchain.config.flags import merged_tree
 from toolchain.config.tree import defaults, leaves, lookup, to_dict
 from toolchain.training.schedulers import SCHEDULES, ScheduleConfig, create_scheduler
@@ -47,7 +47,8 @@ def sample(hint: Any, default: Any, existing: str) -> Any:
     if s.base in (int, float):
         return _number(s, default)
     if s.base is str:
-        return existing if any(isinstance(c, ExistingFile) for c in s.checks) else "x"
+        suffix = next((c.suffixes[0] for c in s.checks if isinstance(c, Writable) and c.suffixes), "")
+        return existing if any(isinstance(c, ExistingFile) for c in s.checks) else "x" + suffix
     if s.base is dict or s.origin is dict:
         key, value = s.args or (str, int)
         return {1 if shape(key).base is int else "fliplr": "a" if shape(value).base is str else 1}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from toolchain.config.fields import ExistingPath, check_fields
+from toolchain.config.fields import ExistingPath, Writable, check_fields
 from toolchain.config.flags import Command
 from toolchain.data.synthetic import SyntheticConfig
 
@@ -19,7 +20,7 @@ class DataConfig:
         synthetic: What is generated: counts, image size, sign sizes, seed.
     """
 
-    out: str = "data/synthetic"
+    out: Annotated[str, Writable()] = "data/synthetic"
     force: bool = False
     synthetic: SyntheticConfig = SyntheticConfig()
 

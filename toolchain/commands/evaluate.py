@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from deploy.errors import UsageError
 from deploy.postprocess import PostprocessConfig
 from deploy.runtime import BACKENDS
-from toolchain.config.fields import ExistingPath, ImageSize, PositiveInt, check_fields
+from toolchain.config.fields import ExistingPath, ImageSize, PositiveInt, Writable, check_fields
 from toolchain.config.files import record
 from toolchain.config.flags import Command
 from toolchain.config.tree import replace
@@ -42,7 +42,7 @@ class EvalConfig:
     threads: PositiveInt | None = None
     batch: PositiveInt = 1
     device: str = "cpu"
-    json: str | None = None
+    json: Annotated[str, Writable((".json",))] | None = None
     postprocess: PostprocessConfig = PostprocessConfig()
 
     def __post_init__(self) -> None:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from deploy.errors import ToolchainError
-from toolchain.config.fields import ExistingPath, ImageSize, NonNegativeFloat, PositiveFloat, PositiveInt, check_fields
+from toolchain.config.fields import (
+    ExistingPath,
+    ImageSize,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Writable,
+    check_fields,
+)
 from toolchain.config.files import record
 from toolchain.config.flags import Command
 from toolchain.config.tree import replace
@@ -25,7 +34,7 @@ class ExportCommandConfig:
     """
 
     weights: ExistingPath
-    out: str | None = None
+    out: Annotated[str, Writable((".onnx",))] | None = None
     imgsz: ImageSize | None = None
     export: ExportConfig = ExportConfig()
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from toolchain.config.fields import ExistingPath, FieldError, ImageSize, NonNegativeInt, PositiveInt, check_fields
+from toolchain.config.fields import (
+    ExistingPath,
+    FieldError,
+    ImageSize,
+    NonNegativeInt,
+    PositiveInt,
+    Writable,
+    check_fields,
+)
 from toolchain.config.files import record, write_record
 from toolchain.config.flags import Command
 from toolchain.config.tree import replace
@@ -36,7 +45,7 @@ class PTQConfig:
     num_images: PositiveInt = 256
     batch: PositiveInt = 16
     device: str = "cpu"
-    out: str | None = None
+    out: Annotated[str, Writable((".onnx",))] | None = None
     fp32: bool = False
     quant: QuantConfig = QuantConfig()
     export: ExportConfig = ExportConfig()
@@ -92,7 +101,7 @@ class SensitivityConfig:
     val_images: NonNegativeInt = 64
     calib_images: PositiveInt = 128
     keep_float: NonNegativeInt = 0
-    out: str = "runs/sensitivity"
+    out: Annotated[str, Writable()] = "runs/sensitivity"
     device: str = "cpu"
     quant: QuantConfig = QuantConfig()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import types
 import typing
@@ -85,6 +86,15 @@ class Regex:
 
 class ExistingFile:
     """A path to a file that exists when the config is built."""
+
+
+@dataclass(frozen=True)
+class Writable:
+    """A path the command writes (a file ending in one of ``suffixes``, or a folder when there are
+    none): the nearest folder of it that exists must be a writable folder, so that a run does not
+    fail at its end for want of a place to write."""
+
+    suffixes: tuple[str, ...] = ()
 
 
 PositiveInt = Annotated[int, Range(ge=1)]
@@ -200,6 +210,9 @@ def describe(s: Shape) -> str:
             text = "a regular expression"
         elif isinstance(c, ExistingFile):
             text = "the path of an existing file"
+        elif isinstance(c, Writable):
+            text = f"a path ending in {' or '.join(c.suffixes)}" if c.suffixes else "a folder path"
+            text += " in a writable folder"
     return text + (" or null" if s.optional else "")
 
 
@@ -289,6 +302,23 @@ def _check(c: object, s: Shape, value: Any, key: str) -> None:
             raise FieldError(key, f"{value!r} is not a valid regular expression ({exc})") from exc
     if isinstance(c, ExistingFile) and not Path(value).is_file():
         raise FieldError(key, f"file not found: {value}")
+    if isinstance(c, Writable):
+        _check_writable(c, value, key)
+
+
+def _check_writable(c: Writable, value: str, key: str) -> None:
+    path = Path(value)
+    if c.suffixes and not path.name.endswith(c.suffixes):
+        raise FieldError(key, f"expected a file name ending in {' or '.join(c.suffixes)}, got {value!r}")
+    if not c.suffixes and path.exists() and not path.is_dir():
+        raise FieldError(key, f"{value} is a file; expected a folder")
+    folder = path.parent if c.suffixes else path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise FieldError(key, f"cannot write {value}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FieldError(key, f"cannot write {value}: the folder {folder} is not writable")
 
 
 def from_text(hint: Any, text: str, key: str) -> Any:

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from deploy.dataset import load_data_yaml
 from deploy.errors import ToolchainError
@@ -23,6 +23,7 @@ from toolchain.config.fields import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    Writable,
     check_fields,
 )
 from toolchain.config.files import write_record
@@ -64,7 +65,7 @@ class BaselineConfig:
     batch: PositiveInt = 16
     device: str = "cpu"
     workers: NonNegativeInt = 2
-    project: str = "runs"
+    project: Annotated[str, Writable()] = "runs"
     name: str = "baseline"
     seed: int = 0
     optimizer: Literal["auto", "SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp"] = "auto"

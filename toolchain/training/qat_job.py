@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
 
@@ -21,7 +22,7 @@ from deploy.evaluate import EvalResult, evaluate
 from deploy.fileio import atomic_path, write_json
 from deploy.qdq_check import check_qdq
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-from toolchain.config.fields import ExistingPath, FieldError, NonNegativeInt, PositiveInt, check_fields
+from toolchain.config.fields import ExistingPath, FieldError, NonNegativeInt, PositiveInt, Writable, check_fields
 from toolchain.config.files import record, write_record
 from toolchain.config.tree import replace
 from toolchain.export.onnx import ExportConfig, onnx_from_model
@@ -68,7 +69,7 @@ class QATJobConfig:
     calib_images: PositiveInt = 256
     patience: NonNegativeInt = 0
     sqnr: bool = True
-    project: str = "runs/qat"
+    project: Annotated[str, Writable()] = "runs/qat"
     name: str = "qat"
     resume: bool = False
 
