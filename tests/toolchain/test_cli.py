@@ -30,6 +30,15 @@ def files(tmp_path):
     return tmp_path
 
 
+def _required(command: str, files) -> list:
+    """The flags a command cannot run without, set to existing files."""
+    from toolchain.commands import COMMANDS
+
+    flags = COMMANDS[command].flags()
+    given = {"weights": files / "w.pt", "train.data": files / "d.yaml", "data": files / "d.yaml"}
+    return [a for key, path in given.items() if key in flags for a in (flags[key][0], path)]
+
+
 def _yaml(folder, name: str, text: str):
     path = folder / name
     path.write_text(text)
@@ -89,9 +98,7 @@ BAD_FLAGS = [
 @pytest.mark.parametrize(("argv", "said"), BAD_FLAGS)
 def test_a_flag_mistake_is_one_line_exit_2_before_any_work(capsys, files, runs_nothing, argv, said):
     command, *rest = argv
-    required = ["--weights", files / "w.pt"] if command in ("eval", "ptq", "qat") else []
-    required += ["--data", files / "d.yaml"] if command != "data" else []
-    code, _, err = _run(capsys, command, *required, *rest)
+    code, _, err = _run(capsys, command, *_required(command, files), *rest)
     assert said in _one_line_usage_error(code, err)
     assert runs_nothing == []
 
@@ -112,9 +119,7 @@ def test_a_flag_mistake_is_one_line_exit_2_before_any_work(capsys, files, runs_n
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(capsys, files, runs_nothing, argv, said):
     command, *rest = argv
     rest = [a.format(file=files / "w.pt") for a in rest]
-    required = ["--weights", files / "w.pt"] if command in ("eval", "ptq", "qat", "sensitivity", "export") else []
-    required += ["--data", files / "d.yaml"] if command not in ("data", "export") else []
-    code, _, err = _run(capsys, command, *required, *rest)
+    code, _, err = _run(capsys, command, *_required(command, files), *rest)
     assert said.format(file=files / "w.pt") in _one_line_usage_error(code, err)
     assert runs_nothing == []
 
