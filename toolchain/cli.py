@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(argv: list[str]) -> int | None:
+    if argv[:1] == ["check-qdq"]:  # deploy's own command line, its flags and --help untouched
+        return _check_qdq(argv[1:])
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help
@@ -63,11 +65,15 @@ def _run(argv: list[str]) -> int | None:
         datefmt="%H:%M:%S",
     )
     if args.command == "check-qdq":
-        from deploy.qdq_check import main as check_qdq_main
-
-        return check_qdq_main(args.args)
+        return _check_qdq(args.args)
     command = COMMANDS[args.command]
     return command.run(resolve(command, args))
+
+
+def _check_qdq(argv: list[str]) -> int:
+    from deploy.qdq_check import main as check_qdq_main
+
+    return check_qdq_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -184,6 +184,8 @@ def test_help_shows_generated_flags_with_their_doc_lines(capsys):
 def test_check_qdq_is_deploys(capsys, export_run):
     code, out, _ = _run(capsys, "check-qdq", export_run.folder / "m.onnx", "--allow-float")
     assert code == 0 and "m.onnx" in out
+    code, out, _ = _run(capsys, "check-qdq", "--help")
+    assert code == 0 and "usage: check-qdq" in out and "--allow-float" in out
     code, _, err = _run(capsys, "check-qdq", export_run.folder / "missing.onnx")
     assert code == 1 and "missing.onnx" in err and err.count("\n") == 1
 
