@@ -73,7 +73,10 @@ def _run(argv: list[str]) -> int | None:
 def _check_qdq(argv: list[str]) -> int:
     from deploy.qdq_check import main as check_qdq_main
 
-    return check_qdq_main(argv)
+    try:
+        return check_qdq_main(argv)
+    except SystemExit as exc:  # its argparse: --help (0) or a usage mistake (2)
+        return int(exc.code or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
