@@ -4,9 +4,10 @@ Rows: the FP32 and INT8 ONNX on OpenVINO (f32 hint, and bf16 where the CPU has i
 Runtime, as ``make bench`` has them. The two ways take turns round by round, so drift in the
 machine's state falls on both alike: each round times every row alone (a process of its own, no
 other row loaded), then the suite (``make bench``'s method: a process per row, all loaded, one
-block each in turn); the row order rotates each round. It exits 1 when a row's suite p50 differs
-from its alone p50 by more than ``--tolerance``. ``--round-robin`` also times the former method
-(every row in one process, one run of each in turn) for comparison.
+block each in turn); the row order rotates each round. It exits 1 when a row's suite-to-alone ratio,
+paired by round (drift between rounds cancels), is more than ``--tolerance`` from 1.
+``--round-robin`` also times the former method (every row in one process, one run of each in turn)
+for comparison.
 
 Example:
     $ python -m benchmarks.agreement --fp32 fp32.onnx --int8 int8.onnx --threads 2
@@ -39,23 +40,23 @@ def pair_rows(fp32: str, int8: str, bf16: bool) -> list[Row]:
 
 
 def time_both_ways(rows: list[Row], threads: int | None, schedule: Schedule) -> tuple[dict, dict]:
-    """Milliseconds of each row alone and in the suite, the two ways taking turns round by round.
+    """Blocks of milliseconds of each row alone and in the suite (one block per round each way).
 
     Each round: every row alone (a process of its own, started for its block, no other row loaded),
     then the suite (a process per row, all loaded, one block each). The row order rotates each round.
     """
-    alone: dict[str, list[float]] = {r.name: [] for r in rows}
-    suite: dict[str, list[float]] = {r.name: [] for r in rows}
+    alone: dict[str, list[list[float]]] = {r.name: [] for r in rows}
+    suite: dict[str, list[list[float]]] = {r.name: [] for r in rows}
     one_block = Schedule(rounds=1, runs=schedule.runs, warmup=schedule.warmup, settle_s=schedule.settle_s)
     for k in tqdm(range(schedule.rounds), desc="alone, then suite", unit="round"):
         order = rows[k % len(rows) :] + rows[: k % len(rows)]
         for r in order:
             with RowProcess(r.probe(threads), r.name) as proc:
-                alone[r.name] += time_rotated({r.name: proc}, one_block)[r.name]
+                alone[r.name].append(time_rotated({r.name: proc}, one_block)[r.name])
         with contextlib.ExitStack() as stack:
             procs = {r.name: stack.enter_context(RowProcess(r.probe(threads), r.name)) for r in order}
             for name, times in time_rotated(procs, one_block).items():
-                suite[name] += times
+                suite[name].append(times)
     return alone, suite
 
 
@@ -68,25 +69,38 @@ def time_round_robin(rows: list[Row], threads: int | None, runs: int, warmup: in
         return time_rotated(timers, Schedule(rounds=runs, runs=1, warmup=0, settle_s=0), desc="round-robin")
 
 
-def compare(alone: dict[str, list[float]], suite: dict[str, list[float]], tolerance: float) -> tuple[list[dict], bool]:
-    """Per row: p50 alone and in the suite, their ratio, and whether it is within ``tolerance``."""
+def compare(alone: dict[str, list[list[float]]], suite: dict[str, list[list[float]]], tolerance: float):
+    """Per row: p50 alone and in the suite, and the suite-to-alone ratio paired by round (the median over
+    rounds of the two block medians' ratio, so drift between rounds cancels); within ``tolerance`` or not.
+
+    Returns:
+        One dict per row, and whether every row agrees.
+    """
     lines, ok = [], True
     for name in alone:
-        a, s = summarize(alone[name])["p50"], summarize(suite[name])["p50"]
-        agree = abs(s / a - 1) <= tolerance
+        a, s = (summarize([t for block in ways[name] for t in block])["p50"] for ways in (alone, suite))
+        paired = float(np.median([np.median(sb) / np.median(ab) for ab, sb in zip(alone[name], suite[name])]))
+        agree = abs(paired - 1) <= tolerance
         ok &= agree
-        lines.append({"row": name, "alone_p50": a, "suite_p50": s, "ratio": s / a, "agree": agree})
+        lines.append({"row": name, "alone_p50": a, "suite_p50": s, "p50_ratio": s / a, "paired_ratio": paired,
+                      "rounds": len(alone[name]), "agree": agree})  # fmt: skip
     return lines, ok
 
 
 def table(lines: list[dict], round_robin: dict[str, list[float]] | None, tolerance: float) -> str:
     """The comparison as markdown, with the former round-robin's p50 where it was timed."""
-    head = ["row", "alone p50 ms", "suite p50 ms", "suite / alone"]
+    head = ["row", "alone p50 ms", "suite p50 ms", "suite / alone (p50s)", "suite / alone (paired by round)"]
     head += ["former round-robin p50 ms", "round-robin / alone"] if round_robin else []
     head.append(f"within {tolerance:.0%}")
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for x in lines:
-        cells = [x["row"], f"{x['alone_p50']:.2f}", f"{x['suite_p50']:.2f}", f"{x['ratio']:.3f}"]
+        cells = [
+            x["row"],
+            f"{x['alone_p50']:.2f}",
+            f"{x['suite_p50']:.2f}",
+            f"{x['p50_ratio']:.3f}",
+            f"{x['paired_ratio']:.3f}",
+        ]
         if round_robin:
             rr = float(np.median(round_robin[x["row"]]))
             cells += [f"{rr:.2f}", f"{rr / x['alone_p50']:.3f}"]
@@ -119,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--int8", required=True, help="QDQ ONNX of the same model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=100, help="timed runs of each row, each way")
-    p.add_argument(
-        "--rounds", type=int, default=6, help="blocks per row in the suite (half of them in each alone pass)"
-    )
+    p.add_argument("--rounds", type=int, default=10, help="rounds; each times one block of every row both ways")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs at the start of each block")
     p.add_argument("--tolerance", type=float, default=0.10, help="largest allowed |suite / alone - 1|")
     p.add_argument("--round-robin", action="store_true", help="also time the former one-process round-robin")
