@@ -237,3 +237,13 @@ def test_onnx_runtime_and_openvino_compute_the_same_fp32_outputs(export_run, tin
     ort, ov = outputs
     assert ort.shape == (2, 14, 84)
     assert np.linalg.norm(ov - ort) <= 1e-4 * np.linalg.norm(ort)
+
+
+@pytest.mark.parametrize(("command", "model"), [("eval", "pt"), ("eval", "onnx"), ("ptq", "pt"), ("sensitivity", "pt")])
+def test_a_model_of_other_classes_than_the_data_is_refused(capsys, tmp_path, tiny_checkpoint, export_run, model, command):
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    (tmp_path / "data.yaml").write_text("train: images/val\nval: images/val\nnames: [a, b, c]\n")
+    weights = tiny_checkpoint if model == "pt" else export_run.folder / "m.onnx"
+    code, _, err = _run(capsys, command, "--weights", weights, "--data", tmp_path / "data.yaml")
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"{weights}: the model has 10 classes ['no_entry'" in err and "data.yaml has 3 ['a', 'b', 'c']" in err

@@ -50,15 +50,22 @@ class EvalConfig:
 
 
 def _runner(cfg: EvalConfig):
-    """A Runner for the weights, and the one input size it runs at."""
+    """A Runner for the weights (its classes checked against the data), and the one size it runs at."""
+    from toolchain.models.yolo import check_classes
+
     if Path(cfg.weights).suffix == ".pt":
         from toolchain.models.torch_runner import TorchRunner
-        from toolchain.models.yolo import load_model_at
+        from toolchain.models.yolo import class_names, load_model_at
 
         model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
+        check_classes(class_names(model), cfg.data, cfg.weights)
         return TorchRunner(model, imgsz, cfg.device), imgsz
+    from deploy.metadata import ModelMetadata
     from deploy.runtime import create_runner
 
+    meta = ModelMetadata.find(cfg.weights)
+    if meta is not None:  # an ONNX without names anywhere is evaluated under the data's names
+        check_classes(meta.names, cfg.data, cfg.weights)
     runner = create_runner(cfg.weights, cfg.backend, threads=cfg.threads, precision=cfg.precision)
     size = runner.input_shape[2]
     if cfg.imgsz is not None and isinstance(size, int) and cfg.imgsz != size:
@@ -73,8 +80,8 @@ def _eval(cfg: EvalConfig) -> None:
     from deploy.evaluate import evaluate
     from deploy.fileio import write_json
 
-    split = load_split(load_data_yaml(cfg.data), cfg.split)
     runner, imgsz = _runner(cfg)
+    split = load_split(load_data_yaml(cfg.data), cfg.split)
     cfg = replace(cfg, imgsz=imgsz)
     with runner:
         result = evaluate(runner, split, imgsz, cfg.postprocess, cfg.batch)

@@ -83,12 +83,13 @@ def _parity(cfg: ParityConfig) -> int:
     from deploy.preprocess import preprocess
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
     from toolchain.export.parity import map_onnx_and_torch, qdq_parity
-    from toolchain.models.yolo import load_model
+    from toolchain.models.yolo import check_classes, class_names, load_model
     from toolchain.quantization.ptq import is_quantized
 
     model = load_model(cfg.model)
     if not is_quantized(model):
         raise ToolchainError(f"{cfg.model}: not a fake-quant model; pass the .pt that PTQ or QAT wrote beside the ONNX")
+    check_classes(class_names(model), cfg.data, cfg.model)
     split = load_split(load_data_yaml(cfg.data), "val", limit=cfg.images)
     with OnnxRuntimeRunner(cfg.onnx) as onnx_runner:
         imgsz = onnx_runner.input_shape[2]

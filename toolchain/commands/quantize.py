@@ -67,10 +67,11 @@ class PTQConfig:
 
 
 def _ptq(cfg: PTQConfig) -> None:
-    from toolchain.models.yolo import load_model_at
+    from toolchain.models.yolo import check_classes, class_names, load_model_at
     from toolchain.quantization.ptq import PTQOutputs, calibration_batches, ptq
 
     model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
+    check_classes(class_names(model), cfg.data, cfg.weights)
     cfg = replace(cfg, imgsz=imgsz, export=replace(cfg.export, imgsz=imgsz))
     out = cfg.int8_onnx
     fp32 = out.with_name(out.name.replace(".int8", "")) if cfg.fp32 else None
@@ -111,11 +112,12 @@ class SensitivityConfig:
 
 def _sensitivity(cfg: SensitivityConfig) -> None:
     from deploy.dataset import load_data_yaml, load_split
-    from toolchain.models.yolo import load_model_at
+    from toolchain.models.yolo import check_classes, class_names, load_model_at
     from toolchain.quantization.ptq import calibration_batches, ptq
     from toolchain.quantization.sensitivity import layer_sensitivity, write_mixed_precision_config, write_sensitivity
 
     model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
+    check_classes(class_names(model), cfg.data, cfg.weights)
     cfg = replace(cfg, imgsz=imgsz)
     write_record(Path(cfg.out) / "sensitivity.yaml", cfg, "sensitivity")
     student, _ = ptq(model, cfg.quant, calibration_batches(cfg.data, imgsz, cfg.calib_images), cfg.device)

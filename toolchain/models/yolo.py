@@ -96,6 +96,23 @@ def class_names(model: torch.nn.Module) -> list[str]:
     return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
 
 
+def check_classes(names: list[str], data: str | Path, model: str | Path) -> None:
+    """Refuse a model whose classes are not the data's (count and names, in order): its mAP would be
+    near 0 under wrong names, with exit 0.
+
+    Raises:
+        ToolchainError: Naming both files, both class lists and the fix.
+    """
+    from deploy.dataset import load_data_yaml
+
+    spec = load_data_yaml(data)
+    if list(names) != spec.names:
+        raise ToolchainError(
+            f"{model}: the model has {len(names)} classes {list(names)}, but {data} has {spec.nc} {spec.names}; "
+            "use the data the model was trained on, or train a baseline on this data first"
+        )
+
+
 def model_stride(model: torch.nn.Module) -> int:
     """Largest stride of the detection head (32 for YOLOv8)."""
     return int(model.stride.max())

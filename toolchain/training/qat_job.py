@@ -26,7 +26,7 @@ from toolchain.config.fields import ExistingPath, FieldError, NonNegativeInt, Po
 from toolchain.config.files import record, write_record
 from toolchain.config.tree import replace
 from toolchain.export.onnx import ExportConfig, onnx_from_model
-from toolchain.models.yolo import class_names, load_model, load_model_at
+from toolchain.models.yolo import check_classes, class_names, load_model, load_model_at
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.ptq import PTQOutputs, calibration_batches, ptq
 from toolchain.training.callbacks import (
@@ -84,16 +84,6 @@ class QATJobConfig:
     def run(self) -> Path:
         """The run folder."""
         return Path(self.project) / self.name
-
-
-def _check_compatible(model: torch.nn.Module, data: str, weights: str) -> None:
-    names = class_names(model)
-    spec = load_data_yaml(data)
-    if len(names) != spec.nc:
-        raise ToolchainError(
-            f"{weights}: the model has {len(names)} classes {names}, but {data} has {spec.nc} {spec.names}; "
-            "train a baseline on this data first"
-        )
 
 
 def _callbacks(cfg: QATJobConfig, config: dict) -> list:
@@ -163,7 +153,7 @@ def run_qat(cfg: QATJobConfig) -> dict:
     start = time.perf_counter()
     teacher, imgsz = load_model_at(cfg.weights, cfg.train.imgsz)
     cfg = replace(cfg, train=replace(cfg.train, imgsz=imgsz), export=replace(cfg.export, imgsz=imgsz))
-    _check_compatible(teacher, cfg.train.data, cfg.weights)
+    check_classes(class_names(teacher), cfg.train.data, cfg.weights)
     run, config = cfg.run, record(cfg)
     write_record(run / "qat.yaml", cfg, "qat")
     trainer = _trainer(cfg, teacher, config)
