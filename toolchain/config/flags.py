@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from deploy.errors import UsageError
-from toolchain.config.fields import ExistingFile, FieldError, describe, field_help, from_text, hints, shape
+from toolchain.config.fields import ExistingFile, FieldError, convert, describe, field_help, from_text, hints, shape
 from toolchain.config.files import parse_yaml, read_config_file
 from toolchain.config.tree import build, defaults, leaves, lookup, merge, section
 
@@ -165,8 +165,6 @@ def merged_tree(command: Command, args: argparse.Namespace) -> tuple[dict, dict[
 
 def _from_flag(hint: Any, value: Any, dotted: str) -> Any:
     if isinstance(value, list):  # nargs="*"
-        from toolchain.config.fields import convert
-
         return convert(hint, value, dotted)
     return from_text(hint, value, dotted)
 
