@@ -19,9 +19,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 from deploy.errors import ToolchainError
+from deploy.fileio import read_text, read_yaml_mapping
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -67,16 +67,6 @@ def _names(raw: object, path: Path) -> list[str]:
     if bad_names:
         raise ToolchainError(f"{path}: 'names' holds {bad_names[0]!r}; every class name must be a string")
     return [str(n) for n in raw]
-
-
-def _read_text(path: Path, what: str) -> str:
-    """A UTF-8 text file's contents, or a ToolchainError naming the file."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ToolchainError(f"{path}: {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
-    except OSError as exc:
-        raise ToolchainError(f"{path}: {what} cannot be read ({exc.strerror})") from exc
 
 
 def _root(raw: dict, path: Path) -> Path:
@@ -130,23 +120,16 @@ def load_data_yaml(path: str | Path) -> DatasetSpec:
             not exist.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ToolchainError(
-            f"{path}: data.yaml not found; run 'make data' for the synthetic set or pass DATA=path/to/data.yaml"
-        )
-    text = _read_text(path, "data.yaml")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ToolchainError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
-    except RecursionError as exc:
-        raise ToolchainError(f"{path}: nested too deeply to be a data.yaml") from exc
-    if not isinstance(raw, dict):
-        raise ToolchainError(f"{path}: expected a mapping with 'train', 'val' and 'names', got {type(raw).__name__}")
+    hint = "; run 'make data' for the synthetic set or pass DATA=path/to/data.yaml"
+    raw = read_yaml_mapping(path, "data.yaml", ToolchainError, hint)
+    if not raw:
+        raise ToolchainError(f"{path}: expected a mapping with 'train', 'val' and 'names', got an empty file")
     for key in ("train", "val", "names"):
         if key not in raw:
             raise ToolchainError(f"{path}: missing key '{key}' (expected 'train', 'val' and 'names')")
     names = _names(raw["names"], path)
+    if "nc" in raw and raw["nc"] != len(names):
+        raise ToolchainError(f"{path}: 'nc' is {raw['nc']!r} but 'names' lists {len(names)} classes; make them agree")
     root = _root(raw, path)
     splits = {split: _split_sources(raw, split, root, path) for split in ("train", "val", "test") if raw.get(split)}
     return DatasetSpec(path, root, splits, names)
@@ -159,7 +142,7 @@ def list_images(sources: list[Path]) -> list[Path]:
         if src.is_dir():
             images += sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
-            lines = [ln.strip() for ln in _read_text(src, "image list").splitlines() if ln.strip()]
+            lines = [ln.strip() for ln in read_text(src, "image list").splitlines() if ln.strip()]
             images += [(src.parent / ln).resolve() for ln in lines]
     return images
 
@@ -204,7 +187,7 @@ def read_labels(path: Path, nc: int) -> tuple[np.ndarray, list[str]]:
     rows, problems = [], []
     if path.is_file():
         try:
-            text = _read_text(path, "label file")
+            text = read_text(path, "label file")
         except ToolchainError as exc:
             return np.zeros((0, 5), np.float32), [str(exc)]
         for number, line in enumerate(text.splitlines(), start=1):

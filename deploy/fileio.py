@@ -1,5 +1,6 @@
-"""Writing outputs so that nothing is left half-written: a temporary file, then an atomic rename;
-and output paths checked before the work starts.
+"""Reading and writing files for both halves: text and YAML read with one-line errors; outputs written
+so that nothing is left half-written (a temporary file, then an atomic rename); output paths checked
+before the work starts.
 """
 
 from __future__ import annotations
@@ -10,8 +11,75 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from deploy.errors import ToolchainError
+from deploy.errors import ToolchainError, UsageError
+
+
+def read_text(path: str | Path, what: str, error: type[ToolchainError] = ToolchainError) -> str:
+    """A UTF-8 text file's contents.
+
+    Args:
+        path: The file.
+        what: What it is, for the message (``data.yaml``, ``label file``).
+        error: The exception raised: ``ToolchainError`` for input files, ``UsageError`` for configs.
+
+    Raises:
+        ToolchainError: (or ``error``) The file cannot be read, or is not UTF-8: one line naming it.
+    """
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise error(f"{path}: {what} cannot be read ({exc.strerror})") from None
+
+
+def parse_yaml(text: str, where: str, error: type[ToolchainError] = ToolchainError) -> Any:
+    """Parse YAML text (safe loader: plain data only); a syntax error is one line naming ``where``, the
+    line and the column.
+
+    Raises:
+        ToolchainError: (or ``error``) Not valid YAML, or nested too deeply to parse.
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise error(f"{where}{at}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise error(f"{where}: not valid YAML (nested too deeply)") from None
+
+
+def read_yaml_mapping(
+    path: str | Path, what: str = "config file", error: type[ToolchainError] = UsageError, hint: str = ""
+) -> dict:
+    """A YAML file whose top level is a mapping (an empty file is ``{}``): the one YAML reader of both
+    halves (data.yaml, configs, quant configs).
+
+    Args:
+        path: The YAML file.
+        what: What it is, for the messages.
+        error: ``ToolchainError`` for input files (exit 1), ``UsageError`` for configs (exit 2).
+        hint: Appended to the not-found message (how to make the file).
+
+    Raises:
+        ToolchainError: (or ``error``) The file is missing or unreadable, is not YAML, or is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found{hint}")
+    raw = parse_yaml(read_text(path, what, error), str(path), error)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise error(f"{path}: expected a mapping of keys to values at the top, got {type(raw).__name__}")
+    return raw
 
 
 def temp_path_beside(path: str | Path, keep_suffix: bool = False) -> Path:
@@ -115,3 +183,23 @@ def check_output_folder(folder: str | Path, flag: str, target: str | Path | None
             f"{flag} {target}: cannot write in {folder} ({exc.strerror}); choose a writable folder"
         ) from exc
     return folder
+
+
+def check_distinct_paths(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
+    """Refuse, before any work, an output that is one of the inputs or another output of the same run.
+
+    Args:
+        outputs: What names each output (a flag, or ``the sidecar of --out``) to its path; ``None`` is skipped.
+        inputs: What names each input to its path; ``None`` is skipped.
+
+    Raises:
+        UsageError: Naming both and the fix.
+    """
+    seen = {Path(p).resolve(): f"the input {name}" for name, p in inputs.items() if p}
+    for name, path in outputs.items():
+        if not path:
+            continue
+        clash = seen.get(Path(path).resolve())
+        if clash:
+            raise UsageError(f"{name} {path}: the same file as {clash}; it would be overwritten, choose another path")
+        seen[Path(path).resolve()] = name

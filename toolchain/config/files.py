@@ -1,4 +1,5 @@
-"""Config files: the one YAML-mapping reader, and the resolved config written beside every output.
+"""Config files: YAML configs read (through deploy's one YAML reader), and the resolved config written
+beside every output.
 
 A resolved config (a *record*) is the command's whole config, defaults included, with the schema
 ``version``. It is written as ``<run>/<command>.yaml``, inside checkpoints (``config``), inside the
@@ -15,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from deploy import fileio
 from deploy.errors import UsageError
 from deploy.fileio import atomic_path
 from toolchain.config.tree import to_dict
@@ -23,37 +25,18 @@ SCHEMA_VERSION = 1
 
 
 def parse_yaml(text: str, where: str) -> Any:
-    """Parse YAML text; a syntax error is one line naming ``where``, the line and the column."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{where}{at}: not valid YAML ({problem})") from None
+    """Parse YAML text of a flag or config; a syntax error is one ``UsageError`` line (``deploy.fileio.parse_yaml``)."""
+    return fileio.parse_yaml(text, where, UsageError)
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
-    """A YAML file whose top level is a mapping (an empty file is ``{}``).
+    """A config YAML whose top level is a mapping (an empty file is ``{}``); the reader is deploy's
+    (``deploy.fileio.read_yaml_mapping``, shared with data.yaml), its errors ``UsageError`` (exit 2).
 
     Raises:
         UsageError: The file is missing or unreadable, is not YAML, or is not a mapping.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: {what} not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: {what} cannot be read as UTF-8 text ({exc})") from None
-    raw = parse_yaml(text, str(path))
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise UsageError(f"{path}: expected a mapping of keys to values at the top, got {type(raw).__name__}")
-    return raw
+    return fileio.read_yaml_mapping(path, what, UsageError)
 
 
 def record(cfg: object) -> dict:
