@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.measure import InProcess, Row, RowProcess, Schedule, summarize, time_rotated
+from benchmarks.measure import InProcess, Row, RowProcess, Schedule, other_load, summarize, time_rotated
 from deploy.errors import ToolchainError, report_errors
 from deploy.fileio import write_json
 
@@ -115,15 +115,22 @@ def _run(a: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise ToolchainError(f"{path}: model not found")
     rows = pair_rows(a.fp32, a.int8, cpu_has_bf16())
-    alone, suite = time_both_ways(rows, a.threads, Schedule.for_runs(a.runs, a.warmup, rounds=a.rounds))
+    with other_load() as load:
+        alone, suite = time_both_ways(rows, a.threads, Schedule.for_runs(a.runs, a.warmup, rounds=a.rounds))
     rr = time_round_robin(rows, a.threads, a.runs, a.warmup) if a.round_robin else None
     lines, ok = compare(alone, suite, a.tolerance)
     print(table(lines, rr, a.tolerance))
     print(f"suite and alone agree within {a.tolerance:.0%} for every row" if ok else "DISAGREE: see the rows marked NO")
+    share = load.get("other_cpu_share")
+    if share is not None:
+        print(
+            f"other processes used {share:.0%} of this machine's CPU time meanwhile"
+            + (": it was busy, so the timings are not conclusive; rerun on a quiet machine" if share > 0.05 else "")
+        )
     if a.json:
         write_json(a.json, {"environment": environment(), "threads": a.threads, "runs": a.runs, "rows": lines,
                             "round_robin": {k: summarize(v) for k, v in rr.items()} if rr else None,
-                            "agree": ok})  # fmt: skip
+                            "agree": ok, **load, "blocks": {"alone": alone, "suite": suite}})  # fmt: skip
     return 0 if ok else 1
 
 

@@ -10,11 +10,15 @@ measures why the former round-robin of all rows in one process did not agree wit
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -171,6 +175,39 @@ def time_rotated(
             time.sleep(schedule.settle_s)
             times[name] += timers[name].block(schedule.runs, schedule.warmup, batch, mode)
     return times
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """Busy and total CPU time of the whole machine since boot (``/proc/stat``), or ``None`` off Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def _own_cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # child processes already waited for
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@contextlib.contextmanager
+def other_load() -> Iterator[dict]:
+    """Yield a dict that, on exit, holds ``other_cpu_share``: the share of the machine's CPU time that
+    processes other than this one and its finished children used meanwhile (0.5 on 2 cores: one core).
+    A benchmark taken while it is over a few percent was disturbed by other work."""
+    out: dict = {}
+    start, own = _cpu_jiffies(), _own_cpu_s()
+    try:
+        yield out
+    finally:
+        end = _cpu_jiffies()
+        if start and end and end[1] > start[1]:
+            hz = os.sysconf("SC_CLK_TCK")
+            busy = (end[0] - start[0]) / hz - (_own_cpu_s() - own)
+            out["other_cpu_share"] = max(0.0, busy / ((end[1] - start[1]) / hz))
 
 
 def summarize(times: list[float], batch: int = 1) -> dict:

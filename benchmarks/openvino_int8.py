@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import layers
-from benchmarks.measure import RowProcess, Schedule, summarize, time_rotated
+from benchmarks.measure import RowProcess, Schedule, other_load, summarize, time_rotated
 from benchmarks.probe import ProbeConfig
 from deploy.errors import ToolchainError, report_errors
 from deploy.fileio import atomic_path, write_json
@@ -103,7 +103,8 @@ def markdown(report: dict) -> str:
     lat, ex, tp, v = report["latency_ms"], report.get("exactness"), report["throughput"], report["verdict"]
     lines = [f"# OpenVINO INT8 against float: {report['cpu']}, OpenVINO {report['openvino']}", "",
              f"Input {report['input']}, {report['threads']} threads; batch-1 latency, each variant in its own "
-             "process, blocks rotated (p50, p10-p90).", "",
+             "process, blocks rotated (p50, p10-p90); other processes used "
+             f"{report.get('other_cpu_share', float('nan')):.0%} of the CPU time meanwhile.", "",
              "| variant | p50 ms | p10-p90 | x vs fastest FP32 | mAP50-95 | ONNX Runtime | difference [95% CI] | "
              "max abs box / score | exact |", "|" + "---|" * 9]  # fmt: skip
     base = lat[v["fp32"]]["p50"]
@@ -140,14 +141,15 @@ def _run(a: argparse.Namespace) -> None:
         if w not in CONCAT_WORKAROUNDS:
             raise ToolchainError(f"--workarounds: '{w}' is not one of {list(CONCAT_WORKAROUNDS)}")
     configs = variants(a)
-    latency = time_latency(configs, Schedule.for_runs(a.runs, a.warmup))
+    with other_load() as load:
+        latency = time_latency(configs, Schedule.for_runs(a.runs, a.warmup))
     exact = check_exactness(configs, a.data, a.resamples) if a.data else None
     import openvino
 
     with configs[f"fp32/{a.precisions[0]}"].open() as runner:
         shape = list(runner.input_shape)
     report = {"cpu": cpu_name(), "openvino": openvino.__version__.split("-")[0], "threads": a.threads,
-              "input": shape, "max_batch": a.max_batch,
+              "input": shape, "max_batch": a.max_batch, **load,
               "latency_ms": latency, "verdict": verdict(latency, exact), "exactness": exact,
               "throughput": time_throughput(configs, a.max_batch),
               "layers": {k: layers.layer_profile(c.model, c.precision, a.threads, c.concat_workaround)

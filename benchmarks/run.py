@@ -28,7 +28,8 @@ def _bench(a: argparse.Namespace) -> None:
     suite.prepare_engines(rows, Path(a.out) / a.name, a.max_batch)
     for r in rows:
         logger.info("row %-45s %s", r.name, f"skipped: {r.skipped}" if r.skipped else "runs")
-    steps = [("latency", lambda: suite.measure_latency(rows, a.threads, a.runs, a.warmup, a.max_batch)),
+    load: dict = {}
+    steps = [("latency", lambda: load.update(suite.measure_latency(rows, a.threads, a.runs, a.warmup, a.max_batch))),
              ("per-layer counters", lambda: suite.measure_layers(rows, a.threads)),
              ("memory", lambda: suite.measure_memory(rows, a.threads)),
              ("accuracy", lambda: suite.measure_accuracy(rows, a.data, a.threads, a.resamples)),
@@ -37,7 +38,7 @@ def _bench(a: argparse.Namespace) -> None:
         logger.info("[%d/%d] %s", i, len(steps), name)
         step()
     folder = Path(a.out) / a.name
-    text = report.write(rows, suite.environment(), folder, a.name)
+    text = report.write(rows, {**suite.environment(), **load}, folder, a.name)
     print(text)
     print(f"{folder / 'report.md'} ({(time.perf_counter() - start) / 60:.1f} min)")
 

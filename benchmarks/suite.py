@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.measure import Row, RowProcess, Schedule, peak_memory, summarize, time_rotated
+from benchmarks.measure import Row, RowProcess, Schedule, other_load, peak_memory, summarize, time_rotated
 from deploy.bootstrap import Resamples
 from deploy.dataset import load_data_yaml, load_split
 from deploy.evaluate import evaluate
@@ -109,13 +109,13 @@ def _why_not(row: Row, peer: str | None) -> str | None:
     return None
 
 
-def measure_latency(rows: list[Row], threads: int | None, runs: int, warmup: int, max_batch: int = 8) -> None:
+def measure_latency(rows: list[Row], threads: int | None, runs: int, warmup: int, max_batch: int = 8) -> dict:
     """Batch-1 latency of every row, each in its own process, in rotated blocks; then throughput: at the
     largest batch each model takes, and for OpenVINO rows with the THROUGHPUT hint (streams and
-    requests in flight) at batch 1 and that batch."""
+    requests in flight) at batch 1 and that batch. Returns ``other_cpu_share`` of the batch-1 timing."""
     runnable = [r for r in rows if not r.skipped]
     schedule = Schedule.for_runs(runs, warmup)
-    with contextlib.ExitStack() as stack:
+    with other_load() as load, contextlib.ExitStack() as stack:
         procs = {r.name: stack.enter_context(RowProcess(r.probe(threads), r.name)) for r in runnable}
         latency = time_rotated(procs, schedule)
         batches = {r.name: procs[r.name].info["input_shape"][0] or max_batch for r in runnable}
@@ -127,6 +127,7 @@ def measure_latency(rows: list[Row], threads: int | None, runs: int, warmup: int
     openvino = [r for r in runnable if r.backend == "openvino"]
     if openvino:
         measure_throughput_hint(openvino, threads, max_batch)
+    return load
 
 
 def _time_by_batch(procs: dict[str, RowProcess], batches: dict[str, int], schedule: Schedule) -> dict[str, float]:

@@ -39,6 +39,14 @@ def test_schedule_spreads_runs_over_rounds_and_refuses_nonsense():
         Schedule(warmup=-1)
 
 
+def test_other_load_is_a_share_of_the_machine():
+    from benchmarks.measure import other_load
+
+    with other_load() as load:
+        time.sleep(0.2)
+    assert 0.0 <= load["other_cpu_share"] <= 1.0
+
+
 def test_summary_percentiles():
     s = summarize(list(range(1, 101)), batch=4)
     assert s["p50"] == pytest.approx(50.5) and s["p10"] == pytest.approx(10.9) and s["p99"] == pytest.approx(99.01)
