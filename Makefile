@@ -22,21 +22,21 @@ QAT_NAME  ?= qat
 CONFIG    ?= configs/qat.yaml
 ENGINE_ONNX ?= runs/qat/$(QAT_NAME)/qat.int8.onnx
 DEMO_QAT_EPOCHS ?= 2
-PRECISION ?= int8
-MAX_BATCH ?= 1
 JETPACK   ?= 6
 RESUME    ?=
 
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: help docker-gpu docker-jetson setup data check-data baseline export ptq parity qat sensitivity engine bench check-qdq eval bench-cpu gpu-check demo test test-all lint clean
+.PHONY: help docker-gpu docker-jetson setup data check-data baseline export ptq parity qat sensitivity engine fake-engine real-api trt-api bench check-qdq eval bench-cpu gpu-check demo test test-all lint clean
 
 help:
 	@echo "make demo | test | test-all | lint | data | check-data | baseline | export | eval | ptq | parity | qat |"
-	@echo "     sensitivity | engine | bench | bench-cpu | gpu-check | check-qdq | docker-gpu | docker-jetson | clean"
+	@echo "     sensitivity | engine | fake-engine | real-api | trt-api | bench | bench-cpu | gpu-check | check-qdq |"
+	@echo "     docker-gpu | docker-jetson | clean"
 	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS CALIB QUANT"
-	@echo "           KEEP_FLOAT CONFIG SYN_TRAIN SYN_VAL SYN_MIN SYN_MAX PRECISION PEER (each flag: toolchain CMD --help)"
+	@echo "           KEEP_FLOAT CONFIG SYN_TRAIN SYN_VAL SYN_MIN SYN_MAX PRECISION MAX_BATCH ENGINE_ONNX TRT PEER"
+	@echo "           BENCH_RUNS BENCH_FRAMES BENCH_RESAMPLES (each flag: toolchain CMD --help)"
 
 docker-gpu:
 	docker build -f docker/Dockerfile.gpu -t yolo-trt-qat:gpu .
@@ -50,19 +50,35 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps --target $(VENV)/cuda-bindings/12 'cuda-bindings==12.9.*'
+	$(PY) -m pip install -q --no-deps --target $(VENV)/cuda-bindings/11.8 'cuda-bindings==11.8.7'
 	touch $@
 
+# The synthetic set into the folder of $(1) (a data.yaml path).
+synthetic = $(TOOLCHAIN) data --config configs/data.yaml --out $(dir $(1)) $(call flag,IMGSZ,--imgsz) \
+	$(call flag,SYN_TRAIN,--train) $(call flag,SYN_VAL,--val) $(call flag,SYN_MIN,--min-size) $(call flag,SYN_MAX,--max-size)
+
 data: setup
-	$(TOOLCHAIN) data --config configs/data.yaml --out $(dir $(DATA)) $(call flag,IMGSZ,--imgsz) \
-		$(call flag,SYN_TRAIN,--train) $(call flag,SYN_VAL,--val) $(call flag,SYN_MIN,--min-size) $(call flag,SYN_MAX,--max-size)
+	$(call synthetic,$(DATA))
+
+# What a fresh clone lacks is made on demand and reused once it exists (order-only: never rebuilt
+# because something is newer): a missing .../synthetic/data.yaml is generated (another missing DATA
+# stops make: "No rule to make target"), a missing runs/NAME/weights/best.pt is trained as baseline NAME.
+%/synthetic/data.yaml: | $(VENV)/.installed
+	$(call synthetic,$@)
 
 check-data: setup
 	$(TOOLCHAIN) check-data --data $(DATA)
 
+# The FP32 baseline named $(1).
+train_baseline = $(TOOLCHAIN) baseline --config configs/baseline.yaml --data $(DATA) --name $(1) $(SETTINGS) \
+	$(call flag,MODEL,--model) $(call flag,EPOCHS,--epochs) $(call flag,BATCH,--batch)
+
 baseline: setup
-	$(TOOLCHAIN) baseline --config configs/baseline.yaml --data $(DATA) --name $(NAME) $(SETTINGS) \
-		$(call flag,MODEL,--model) $(call flag,WEIGHTS,--model) $(call flag,EPOCHS,--epochs) $(call flag,BATCH,--batch) \
-		$(if $(RESUME),--resume)
+	$(call train_baseline,$(NAME)) $(call flag,WEIGHTS,--model) $(if $(RESUME),--resume)
+
+runs/%/weights/best.pt: | $(DATA) $(VENV)/.installed
+	$(call train_baseline,$*)
 
 export: setup
 	$(TOOLCHAIN) export --weights $(WEIGHTS) $(call flag,IMGSZ,--imgsz)
@@ -76,7 +92,7 @@ ptq: setup
 parity: setup
 	$(PARITY) --model $(basename $(PTQ_ONNX)).pt --onnx $(PTQ_ONNX)
 
-qat: setup
+qat: setup $(DATA) $(WEIGHTS)
 	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --name $(QAT_NAME) $(SETTINGS) \
 		$(call flag,QAT_EPOCHS,--epochs) $(call flag,QUANT,--quant-config) $(if $(RESUME),--resume)
 	$(PARITY) --model runs/qat/$(QAT_NAME)/weights/best.pt --onnx runs/qat/$(QAT_NAME)/qat.int8.onnx
@@ -85,12 +101,40 @@ sensitivity: setup
 	$(TOOLCHAIN) sensitivity --weights $(WEIGHTS) --data $(DATA) --out runs/sensitivity $(SETTINGS) \
 		$(call flag,QUANT,--quant-config) $(call flag,KEEP_FLOAT,--keep-float)
 
+# $(1) (deploy.engine.build, or it on a fake TensorRT) builds $(ENGINE_ONNX) and prints the engine's path
+# last; then model.<precision>.engine (+ .json) here links to it: infer.py --engine model.int8.engine.
+ENGINE_FLAGS = $(call flag,PRECISION,--precision) $(call flag,MAX_BATCH,--max-batch) --timing-cache runs/timing.cache
+define engine_and_link
+@out=$$($(1) $(ENGINE_ONNX) $(ENGINE_FLAGS)) || exit $$?; \
+	printf '%s\n' "$$out"; engine=$$(printf '%s\n' "$$out" | tail -n 1); stem=$${engine%.engine}; \
+	link=model.$${stem##*.}.engine; target=$$($(PY) -c 'import os, sys; print(os.path.relpath(sys.argv[1]))' "$$engine"); \
+	ln -sfn "$$target" "$$link" && ln -sfn "$$target.json" "$$link.json" && echo "$$link -> $$target"
+endef
+
+# Without TensorRT: one line (what is missing, what to run instead), exit 1.
 engine: setup
-	$(PY) -m deploy.engine.build $(ENGINE_ONNX) --precision $(PRECISION) --max-batch $(MAX_BATCH) \
-		--timing-cache runs/timing.cache
+	@$(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("tensorrt") is None)' || { echo \
+		"make engine: $(PY) cannot import tensorrt (NVIDIA's container has it: make docker-gpu; on a Jetson, JetPack's" \
+		"is seen by a venv made with python3 -m venv --system-site-packages $(VENV)); instead, here: make bench (the ONNX" \
+		"on OpenVINO and ONNX Runtime) or make fake-engine (the build on a fake TensorRT)" >&2; exit 1; }
+	$(call engine_and_link,$(PY) -m deploy.engine.build)
+
+# make engine's builder on a fake TensorRT made from NVIDIA's real API of version TRT (tests/fakes): the engine
+# file is the fake's, the sidecar the real one (precision, strongly typed, layer report).
+fake-engine: setup
+	$(call engine_and_link,$(PY) -m tests.fakes.run_engine $(or $(TRT),11.4))
+
+# Every TensorRT path (build, runner, CUDA graphs) on each version's real API; call sites per version.
+real-api: setup
+	$(PY) -m tests.fakes.paths
+
+# Regenerate tests/data/trt_api/ (each TensorRT version's Python API, from NVIDIA's bindings on PyPI).
+trt-api: setup
+	PYTHON=$(PY) bash tools/trt_api/make.sh
 
 bench: setup
-	$(PY) -m benchmarks.run --run runs/qat/$(QAT_NAME) --data $(DATA) --name $(QAT_NAME) $(if $(PEER),--peer $(PEER))
+	$(PY) -m benchmarks.run --run runs/qat/$(QAT_NAME) --data $(DATA) --name $(QAT_NAME) $(if $(PEER),--peer $(PEER)) \
+		$(call flag,BENCH_RUNS,--runs) $(call flag,BENCH_FRAMES,--frames) $(call flag,BENCH_RESAMPLES,--resamples)
 
 # On a machine with TensorRT: tests, engines, accuracy, latency, layers, video -> benchmarks/results/gpu-check/.
 # Elsewhere: one "skipped" line, exit 0. Defaults to ../shared's road-signs baseline unless WEIGHTS/DATA are given.
@@ -123,4 +167,4 @@ lint: setup
 	$(VENV)/bin/ruff check toolchain deploy benchmarks tests
 
 clean:
-	rm -rf runs data .pytest_cache
+	rm -rf runs data .pytest_cache model.*.engine model.*.engine.json
