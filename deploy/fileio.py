@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -185,18 +185,19 @@ def check_output_folder(folder: str | Path, flag: str, target: str | Path | None
     return folder
 
 
-def check_distinct_paths(outputs: dict[str, str | Path | None], inputs: dict[str, str | Path | None]) -> None:
+def check_distinct_paths(outputs: Mapping | Iterable[tuple[str, str | Path | None]], inputs: Mapping) -> None:
     """Refuse, before any work, an output that is one of the inputs or another output of the same run.
 
     Args:
-        outputs: What names each output (a flag, or ``the sidecar of --out``) to its path; ``None`` is skipped.
+        outputs: What names each output (a flag, or ``the sidecar of --out``) to its path, as a mapping or
+            pairs; ``None`` paths are skipped.
         inputs: What names each input to its path; ``None`` is skipped.
 
     Raises:
         UsageError: Naming both and the fix.
     """
     seen = {Path(p).resolve(): f"the input {name}" for name, p in inputs.items() if p}
-    for name, path in outputs.items():
+    for name, path in outputs.items() if isinstance(outputs, Mapping) else outputs:
         if not path:
             continue
         clash = seen.get(Path(path).resolve())

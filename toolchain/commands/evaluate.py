@@ -78,8 +78,11 @@ def _runner(cfg: EvalConfig):
 def _eval(cfg: EvalConfig) -> None:
     from deploy.dataset import load_data_yaml, load_split
     from deploy.evaluate import evaluate
-    from deploy.fileio import write_json
+    from deploy.fileio import check_distinct_paths, write_json
+    from deploy.metadata import sidecar_path
 
+    inputs = {"--weights": cfg.weights, "--data": cfg.data, f"sidecar of {cfg.weights}": sidecar_path(cfg.weights)}
+    check_distinct_paths({"--json": cfg.json}, inputs)
     runner, imgsz = _runner(cfg)
     split = load_split(load_data_yaml(cfg.data), cfg.split)
     cfg = replace(cfg, imgsz=imgsz)

@@ -1,4 +1,5 @@
-"""Subcommands for models out: ``export`` (FP32 ONNX) and ``parity`` (a QDQ ONNX against its fake-quant model)."""
+"""Subcommands for models out: ``export`` (FP32 ONNX, and its FP16 variant) and ``parity`` (a QDQ ONNX
+against its fake-quant model)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 from deploy.errors import ToolchainError
+from deploy.fileio import check_distinct_paths
+from deploy.metadata import ModelMetadata, sidecar_path
 from toolchain.config.fields import (
     ExistingPath,
     ImageSize,
@@ -30,26 +33,41 @@ class ExportCommandConfig:
         weights: The .pt checkpoint.
         out: ONNX path (null: beside the weights, <weights>.onnx).
         imgsz: Input size (null: the size the weights were trained at).
+        fp16: Also write <name>.fp16.onnx for FP16 engines on strongly typed TensorRT (10.x/11.x).
         export: Export settings (batch, opset, dynamic batch, simplifier).
     """
 
     weights: ExistingPath
     out: Annotated[str, Writable((".onnx",))] | None = None
     imgsz: ImageSize | None = None
+    fp16: bool = False
     export: ExportConfig = ExportConfig()
 
     def __post_init__(self) -> None:
         check_fields(self)
 
 
+def onnx_outputs(onnx: Path, fp16: bool) -> dict[str, Path | None]:
+    """An ONNX, its sidecar and, with ``fp16``, its FP16 variant and that one's sidecar, by what names them."""
+    from toolchain.export.fp16 import fp16_path
+
+    half = fp16_path(onnx) if fp16 else None
+    return {"--out": onnx, f"the sidecar of {onnx}": sidecar_path(onnx), "the FP16 ONNX": half,
+            "the sidecar of the FP16 ONNX": sidecar_path(half) if half else None}  # fmt: skip
+
+
 def _export(cfg: ExportCommandConfig) -> None:
+    from toolchain.export.fp16 import fp16_onnx_from_onnx
     from toolchain.export.onnx import onnx_from_model
     from toolchain.models.yolo import load_model_at
 
+    out = Path(cfg.out or Path(cfg.weights).with_suffix(".onnx"))
+    check_distinct_paths(onnx_outputs(out, cfg.fp16), {"--weights": cfg.weights})
     model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
     cfg = replace(cfg, imgsz=imgsz, export=replace(cfg.export, imgsz=imgsz))
-    out = cfg.out or Path(cfg.weights).with_suffix(".onnx")
     print(onnx_from_model(model, out, cfg.export, source=cfg.weights, config=record(cfg)))
+    if cfg.fp16:
+        print(fp16_onnx_from_onnx(out))
 
 
 @dataclass(frozen=True)
@@ -86,10 +104,15 @@ def _parity(cfg: ParityConfig) -> int:
     from toolchain.models.yolo import check_classes, class_names, load_model
     from toolchain.quantization.ptq import is_quantized
 
+    _check_qdq_onnx(cfg.onnx)
     model = load_model(cfg.model)
     if not is_quantized(model):
         raise ToolchainError(f"{cfg.model}: not a fake-quant model; pass the .pt that PTQ or QAT wrote beside the ONNX")
     check_classes(class_names(model), cfg.data, cfg.model)
+    meta = ModelMetadata.find(cfg.onnx)
+    if meta is not None and meta.names != class_names(model):
+        raise ToolchainError(f"{cfg.onnx}: its classes {meta.names} are not those of {cfg.model} "
+                             f"{class_names(model)}; pass the ONNX exported from that model")  # fmt: skip
     split = load_split(load_data_yaml(cfg.data), "val", limit=cfg.images)
     with OnnxRuntimeRunner(cfg.onnx) as onnx_runner:
         imgsz = onnx_runner.input_shape[2]
@@ -103,6 +126,18 @@ def _parity(cfg: ParityConfig) -> int:
     print(f"mAP50-95: ONNX Runtime {onnx_map:.4f}, PyTorch fake-quant {torch_map:.4f}")
     print("\n".join(f"FAIL: {f}" for f in failures) or "parity: OK")
     return 1 if failures else 0
+
+
+def _check_qdq_onnx(path: str) -> None:
+    """Parity compares a QDQ ONNX: a float or unreadable one is one line, before the model is loaded."""
+    import onnx
+
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+    except Exception as exc:  # protobuf's DecodeError and the like for a file that is not an ONNX
+        raise ToolchainError(f"{path}: not a readable ONNX ({type(exc).__name__})") from None
+    if not any(node.op_type == "QuantizeLinear" for node in graph.node):
+        raise ToolchainError(f"{path}: no QuantizeLinear node, not a QDQ ONNX; pass the .int8.onnx of the model")
 
 
 EXPORT_FLAGS = {"--batch": "export.batch", "--opset": "export.opset", "--dynamic-batch": "export.dynamic_batch",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+from deploy.fileio import check_distinct_paths
 from toolchain.config.fields import (
     ExistingPath,
     FieldError,
@@ -35,6 +36,8 @@ class PTQConfig:
         device: Where calibration runs.
         out: QDQ ONNX path (null: runs/ptq/<weights name>.int8.onnx); the calibrated .pt goes beside it.
         fp32: Also export the FP32 ONNX beside it (its name without .int8), at the same size.
+        fp16: Also write the FP32 ONNX's <name>.fp16.onnx for FP16 engines on strongly typed TensorRT
+            (10.x/11.x); needs fp32.
         quant: Quantization settings.
         export: ONNX export settings of both files.
     """
@@ -47,6 +50,7 @@ class PTQConfig:
     device: str = "cpu"
     out: Annotated[str, Writable((".onnx",))] | None = None
     fp32: bool = False
+    fp16: bool = False
     quant: QuantConfig = QuantConfig()
     export: ExportConfig = ExportConfig()
 
@@ -55,6 +59,8 @@ class PTQConfig:
         out = self.__dict__["out"]
         if out is not None and ".int8" not in Path(out).name and self.__dict__["fp32"]:
             raise FieldError("out", "with fp32 the name must contain .int8 (the FP32 ONNX is the name without it)")
+        if self.__dict__["fp16"] and not self.__dict__["fp32"]:
+            raise FieldError("fp16", "needs fp32: true (the FP16 ONNX is converted from the FP32 one)")
         try:
             self.__dict__["quant"].check_exportable()
         except FieldError as exc:
@@ -67,17 +73,27 @@ class PTQConfig:
 
 
 def _ptq(cfg: PTQConfig) -> None:
+    from toolchain.commands.export import onnx_outputs
+    from toolchain.export.fp16 import fp16_onnx_from_onnx
     from toolchain.models.yolo import check_classes, class_names, load_model_at
     from toolchain.quantization.ptq import PTQOutputs, calibration_batches, ptq
 
+    out = cfg.int8_onnx
+    fp32 = out.with_name(out.name.replace(".int8", "")) if cfg.fp32 else None
+    written = {**onnx_outputs(out, False), "the calibrated checkpoint": out.with_suffix(".pt")}
+    if fp32:
+        written |= {f"the FP32 {k}" if k == "--out" else k: v for k, v in onnx_outputs(fp32, cfg.fp16).items()}
+    check_distinct_paths(written, {"--weights": cfg.weights, "--data": cfg.data})
     model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
     check_classes(class_names(model), cfg.data, cfg.weights)
     cfg = replace(cfg, imgsz=imgsz, export=replace(cfg.export, imgsz=imgsz))
-    out = cfg.int8_onnx
-    fp32 = out.with_name(out.name.replace(".int8", "")) if cfg.fp32 else None
     outputs = PTQOutputs(out, cfg.export, fp32, out.with_suffix(".pt"), cfg.weights, record(cfg))
     ptq(model, cfg.quant, calibration_batches(cfg.data, imgsz, cfg.num_images, cfg.batch), cfg.device, outputs)
     print(out)
+    if fp32:
+        print(fp32)
+    if cfg.fp16:
+        print(fp16_onnx_from_onnx(fp32))
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,9 @@ def _sensitivity(cfg: SensitivityConfig) -> None:
     from toolchain.quantization.ptq import calibration_batches, ptq
     from toolchain.quantization.sensitivity import layer_sensitivity, write_mixed_precision_config, write_sensitivity
 
+    written = ("sensitivity.yaml", "sensitivity.csv", "sensitivity.png", "quant.mixed.yaml")
+    check_distinct_paths([("--out", Path(cfg.out) / name) for name in written], {"--weights": cfg.weights,
+                                                                                 "--data": cfg.data})  # fmt: skip
     model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
     check_classes(class_names(model), cfg.data, cfg.weights)
     cfg = replace(cfg, imgsz=imgsz)

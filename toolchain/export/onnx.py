@@ -64,11 +64,24 @@ def _simplify(path: Path, keep_qdq: bool = False) -> None:
     onnx.save(simplified, str(path))
 
 
-def _add_metadata(path: Path, meta: ModelMetadata, batch: int = 1) -> None:
-    """Ultralytics' metadata keys in its format (``yolo val``/``YOLO()`` read our ONNX) beside ours."""
+def quantized_convs(model) -> tuple[int, int]:
+    """How many of an ``onnx.ModelProto``'s convs read their weight through a DequantizeLinear, and how many convs."""
+    made_by = {out: node.op_type for node in model.graph.node for out in node.output}
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    return sum(made_by.get(c.input[1]) == "DequantizeLinear" for c in convs), len(convs)
+
+
+def _add_metadata(path: Path, meta: ModelMetadata, batch: int, final: Path) -> None:
+    """Ultralytics' metadata keys in its format (``yolo val``/``YOLO()`` read our ONNX) beside ours; an ONNX
+    whose sidecar would say int8 must hold quantized convs (else it is not written)."""
     import onnx
 
     model = onnx.load(str(path))
+    if meta.precision == "int8" and not quantized_convs(model)[0]:
+        raise ToolchainError(
+            f"{final}: an INT8 ONNX would hold no quantized conv (0/{quantized_convs(model)[1]}): the model's "
+            "quantizers are disabled or were never calibrated; not written"
+        )
     del model.metadata_props[:]
     for key, value in meta.onnx_props(batch).items():
         model.metadata_props.add(key=key, value=value)
@@ -154,7 +167,7 @@ def onnx_from_model(
             quantization=quantization,
             extra={"export": to_dict(cfg), **({"config": config} if config else {})},
         )
-        _add_metadata(tmp, meta, cfg.batch)
+        _add_metadata(tmp, meta, cfg.batch, path)
     meta.save(path)
     logger.info("Finished ONNX export in %.1f s (%.1f MB)", time.perf_counter() - start, path.stat().st_size / 1e6)
     return path

@@ -1,6 +1,7 @@
 """Build or load ultralytics YOLOv8 detection models, offline.
 
-ultralytics is imported here with ``YOLO_OFFLINE=1`` so it never reaches for the network.
+ultralytics is imported here with ``YOLO_OFFLINE=1`` so it never reaches for the network. Our own
+checkpoints are written and read by ``toolchain.models.checkpoint`` (tensors and plain data).
 """
 
 from __future__ import annotations
@@ -36,27 +37,69 @@ def build_model(
 
 
 def load_model(path: str | Path) -> torch.nn.Module:
-    """Load an ultralytics ``.pt`` checkpoint (EMA weights when present) as an FP32 model in eval mode.
+    """Load a ``.pt`` as an FP32 detection model in eval mode (the EMA weights when present).
 
-    It is a pickle: load only checkpoints you trust.
+    Our checkpoints (``toolchain.models.checkpoint``) are tensors and plain data, read with
+    ``weights_only=True`` and rebuilt from code. Any other ``.pt`` (a user's ultralytics checkpoint) is a
+    pickle, that is a program: after a printed warning it is read by ultralytics' restricted loader, which
+    rebuilds only ultralytics' and PyTorch's model classes and refuses anything else (``os.system``...).
 
     Raises:
-        ToolchainError: The file is missing or is not an ultralytics detection checkpoint.
+        ToolchainError: The file is missing, not a ``.pt``, unreadable, refers to code outside a YOLO model,
+            or is not a detection model: one line naming the file.
     """
-    from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+    from toolchain.models.checkpoint import read_checkpoint
 
     path = Path(path)
     if not path.is_file():
-        raise ToolchainError(
-            f"{path}: weights not found; train one with 'make baseline' or pass WEIGHTS=path/to/model.pt"
-        )
-    try:
-        model, _ = load_checkpoint(str(path), device="cpu")
-    except Exception as exc:  # pickle, zip and ultralytics' own errors
-        raise ToolchainError(f"{path}: not a loadable ultralytics checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(model, DetectionModel):
-        raise ToolchainError(f"{path}: expected a YOLO detection model, got {type(model).__name__}")
+        what = "is a folder" if path.is_dir() else "weights not found"
+        raise ToolchainError(f"{path}: {what}; train one with 'make baseline' or pass WEIGHTS=path/to/model.pt")
+    if path.suffix != ".pt":
+        raise ToolchainError(f"{path}: expected a PyTorch checkpoint (.pt), got '{path.suffix}'")
+    ours = read_checkpoint(path)
+    if ours is None:
+        return _load_ultralytics(path)
+    model = ours.get("ema") or ours["model"]
+    model.args = dict(ours.get("train_args") or {})
     return model
+
+
+def _load_ultralytics(path: Path) -> torch.nn.Module:
+    """A user's ultralytics checkpoint through ultralytics' restricted (``weights_only``) loader."""
+    import sys
+
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.nn.tasks import DetectionModel, torch_safe_load
+
+    print(f"warning: {path}: a .pt is a program: load only files you trust "
+          "(not a checkpoint of this toolchain; read by ultralytics' restricted loader)", file=sys.stderr)  # fmt: skip
+    try:
+        checkpoint, _ = torch_safe_load(str(path), safe_only=True)
+    except Exception as exc:  # pickle, zip and ultralytics' own errors, each several lines long
+        raise ToolchainError(f"{path}: not loaded: {_refusal(exc, path)}") from None
+    model = checkpoint.get("ema") or checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if type(model) is not DetectionModel:
+        raise ToolchainError(f"{path}: expected a YOLO detection model, got {type(model).__name__}")
+    model = model.float().eval()
+    model.args = {**DEFAULT_CFG_DICT, **(checkpoint.get("train_args") or {})}
+    model.task = "detect"
+    return model
+
+
+def _refusal(exc: BaseException, path: Path) -> str:
+    """One line for what ultralytics' loader refused: the global a pickle wanted, else its first line."""
+    import re
+
+    from toolchain.models.checkpoint import first_line
+
+    cause = f"{exc.__cause__ or ''}"
+    wanted = re.search(r"GLOBAL ([\w.]+)", cause)
+    if wanted:
+        return f"it refers to {wanted.group(1)}, which is not part of a YOLO model (a .pt is a program)"
+    lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    first = lines[0].replace("ERROR ❌️", "").replace(str(path), "").strip(" :")
+    detail = f" ({first_line(exc.__cause__)})" if exc.__cause__ is not None and "(" not in first else ""
+    return first + detail
 
 
 def trained_imgsz(model: torch.nn.Module) -> int:
@@ -71,23 +114,6 @@ def load_model_at(path: str | Path, imgsz: int | None = None) -> tuple[torch.nn.
     size the checkpoint was trained at (PyTorch models take any size)."""
     model = load_model(path)
     return model, imgsz or trained_imgsz(model)
-
-
-def save_checkpoint(path: str | Path, model: torch.nn.Module, imgsz: int, config: dict | None = None, **extra) -> Path:
-    """Save a model as a checkpoint ``load_model`` reads back at its size, with the resolved config; atomic.
-
-    Args:
-        path: The ``.pt`` to write.
-        model: The model (pickled whole, as ultralytics does).
-        imgsz: Its image size (``train_args.imgsz``, where ``trained_imgsz`` reads it).
-        config: The resolved config of the run that made it (``toolchain.config.files.record``).
-        extra: Anything else (epoch, optimizer state...).
-    """
-    from deploy.fileio import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save({"model": model, "train_args": {"imgsz": imgsz}, "config": config, **extra}, tmp)
-    return Path(path)
 
 
 def class_names(model: torch.nn.Module) -> list[str]:

@@ -78,12 +78,19 @@ def ptq(
         The calibrated fake-quant model and the placement report.
     """
     from toolchain.export.onnx import onnx_from_model
-    from toolchain.models.yolo import save_checkpoint
+    from toolchain.models.checkpoint import save_checkpoint
     from toolchain.quantization.placement import quantize_model
 
     student = copy.deepcopy(model)
     placement = quantize_model(student, quant)
+    if not placement.quantized:
+        raise ToolchainError(
+            f"quant config: quantizes none of the {len(placement.skipped)} convs (every one skipped); "
+            "an INT8 model needs at least one quantized conv: remove the skip overrides that match them all"
+        )
     calibrate(student, batches, device)
+    if not any(q.is_calibrated for q in quantizers(student)):
+        raise ToolchainError("PTQ: no quantizer saw a calibration image, so nothing would be quantized")
     if outputs is None:
         return student, placement
     o = outputs
@@ -117,12 +124,20 @@ def calibration_batches(
         raise ToolchainError(f"{data}: the '{split}' split has no images to calibrate on")
     rng = np.random.default_rng(seed)
     chosen = [images[i] for i in rng.permutation(len(images))[:num_images]]
-    batches = []
+    batches, unreadable = [], []
     for start in range(0, len(chosen), batch):
-        pixels = [cv2.imread(str(p)) for p in chosen[start : start + batch]]
-        pixels = [p for p in pixels if p is not None]
-        if pixels:
-            batches.append(preprocess(pixels, (imgsz, imgsz))[0])
+        pixels = [(p, cv2.imread(str(p))) for p in chosen[start : start + batch]]
+        unreadable += [p for p, image in pixels if image is None]
+        if any(image is not None for _, image in pixels):
+            batches.append(preprocess([image for _, image in pixels if image is not None], (imgsz, imgsz))[0])
+    if not batches:
+        raise ToolchainError(
+            f"{data}: none of the {len(chosen)} '{split}' images chosen to calibrate can be decoded "
+            f"(e.g. {unreadable[0]}); fix or replace them"
+        )
+    if unreadable:
+        logger.warning("%d of %d calibration images cannot be decoded and are skipped, e.g. %s",
+                       len(unreadable), len(chosen), unreadable[0])  # fmt: skip
     return batches
 
 

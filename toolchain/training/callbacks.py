@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from deploy.fileio import atomic_path
-from toolchain.models.yolo import save_checkpoint
+from toolchain.models.checkpoint import save_checkpoint
 from toolchain.plots import bar_chart
 from toolchain.quantization.modules import QuantConv2d
 from toolchain.training.trainer import Callback, Trainer

@@ -26,6 +26,7 @@ from toolchain.config.fields import ExistingPath, FieldError, NonNegativeInt, Po
 from toolchain.config.files import record, write_record
 from toolchain.config.tree import replace
 from toolchain.export.onnx import ExportConfig, onnx_from_model
+from toolchain.models.checkpoint import load_checkpoint
 from toolchain.models.yolo import check_classes, class_names, load_model, load_model_at
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.ptq import PTQOutputs, calibration_batches, ptq
@@ -133,7 +134,7 @@ def _trainer(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict) -> QATTr
     if cfg.resume:
         if not last.is_file():
             raise ToolchainError(f"{last}: nothing to resume; run without RESUME=1 to start QAT")
-        state = torch.load(last, weights_only=False, map_location="cpu")
+        state = load_checkpoint(last)  # tensors and plain data: weights_only, models rebuilt from code
         trainer = QATTrainer(state["model"], train, cfg.qat, distill, _callbacks(cfg, config))
         trainer.load_state(state)
         logger.info("Resuming QAT at epoch %d from %s", trainer.start_epoch + 1, last)

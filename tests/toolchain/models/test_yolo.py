@@ -14,7 +14,7 @@ def test_weights_path_that_does_not_exist(tmp_path):
 def test_file_that_is_not_a_checkpoint(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
-    with pytest.raises(ToolchainError, match=r"bad\.pt: not a loadable ultralytics checkpoint"):
+    with pytest.raises(ToolchainError, match=r"bad\.pt: not a readable PyTorch checkpoint"):
         load_model(bad)
 
 
