@@ -50,8 +50,8 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m pip install -q --no-deps --target $(VENV)/cuda-bindings/12 'cuda-bindings==12.9.*'
-	$(PY) -m pip install -q --no-deps --target $(VENV)/cuda-bindings/11.8 'cuda-bindings==11.8.7'
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/cuda-bindings/12 'cuda-bindings==12.9.*'
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/cuda-bindings/11.8 'cuda-bindings==11.8.7'
 	touch $@
 
 # The synthetic set into the folder of $(1) (a data.yaml path).
