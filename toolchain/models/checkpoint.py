@@ -43,10 +43,10 @@ def _plain(value: Any, key: str) -> Any:
     """``value`` as what ``torch.load(weights_only=True)`` reads: tensors, containers and Python scalars."""
     if isinstance(value, nn.Module):
         return model_record(value)
+    if isinstance(value, np.generic):  # before float: numpy's float64 is a float, and pickles as numpy
+        return value.item()
     if value is None or isinstance(value, (str, int, float, bool, torch.Tensor, torch.Size)):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value)
     if isinstance(value, dict):

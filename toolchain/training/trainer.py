@@ -280,8 +280,9 @@ class Trainer:
         self.model = _trainable(state["model"].to(self.device))
         self.criterion = detection_criterion(self.model, self.cfg.loss)
         self.optimizer = self._optimizer()
-        self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler = create_scheduler(self.optimizer, self.cfg.schedule, self.cfg.epochs)
+        # after the scheduler, which sets every group's lr to the first epoch's: the saved lr is the next epoch's
+        self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.cfg.ema_decay > 0 and state.get("ema") is not None:
             self.ema = ModelEMA(state["ema"], self.cfg.ema_decay, state["ema_updates"])
