@@ -43,9 +43,11 @@ def test_last_pt_resumes_weights_quantizers_optimizer_and_ema(tiny_dataset, tmp_
     resumed = QATTrainer(state["model"], cfg, QATConfig())
     resumed.load_state(state)
 
-    assert resumed.start_epoch == 1 and resumed.best_fitness == 0.25 and resumed.history == [
-        {"epoch": 1, "map50_95": 0.25}
-    ]
+    assert (
+        resumed.start_epoch == 1
+        and resumed.best_fitness == 0.25
+        and resumed.history == [{"epoch": 1, "map50_95": 0.25}]
+    )
     assert _states_equal(resumed.model.state_dict(), trainer.model.state_dict())
     assert [q.enabled for q in quantizers(resumed.model)] == [q.enabled for q in quantizers(trainer.model)]
     saved, loaded = trainer.optimizer.state_dict(), resumed.optimizer.state_dict()
