@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["IMGSZ=64", "SYN_TRAIN=16", "SYN_VAL=8", "SYN_MIN=8", "SYN_MAX=32", "EPOCHS=1", "BATCH=8", "QAT_EPOCHS=1"]
 QUICK_BENCH = ["BENCH_RUNS=5", "BENCH_FRAMES=8", "BENCH_RESAMPLES=20"]
 RUN = Path("runs/qat/qat")
+ENGINE_LINK = re.compile(r"model\.\w+\.engine(\.json)?")  # written by make engine in the repository root
 
 
 def _make_variables() -> set[str]:
@@ -43,7 +44,7 @@ def _environment() -> dict[str, str]:
 
 
 def _fresh_clone(dest: Path) -> Path:
-    """The files git lists (tracked and new, not ignored), mtimes kept; the repository's .venv linked."""
+    """The files git lists (tracked and new, not ignored; not make engine's links), mtimes kept; .venv linked."""
     try:
         listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
                                 capture_output=True, check=True).stdout  # fmt: skip
@@ -51,7 +52,7 @@ def _fresh_clone(dest: Path) -> Path:
         pytest.skip(f"not a git checkout ({exc}): the chain test copies the files git lists")
     for name in filter(None, listed.decode().split("\0")):
         source = REPO / name
-        if source.is_file():
+        if source.is_file() and not ENGINE_LINK.fullmatch(name):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     (dest / ".venv").symlink_to(REPO / ".venv")
