@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -54,9 +55,16 @@ class Terminated(KeyboardInterrupt):
 
 class _SigtermState:
     received = False
+    owner = 0  # the pid that installed the handler
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
+    if os.getpid() != _SigtermState.owner:
+        # A forked child (a multiprocessing or DataLoader worker) inherited the handler: a pool ends its
+        # workers with SIGTERM, which must end them quietly, not raise into their loop with a traceback.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     if _SigtermState.received:
         return  # one stop request is enough; a second must not interrupt the finalising
     _SigtermState.received = True
@@ -75,7 +83,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    _SigtermState.received = False
+    _SigtermState.received, _SigtermState.owner = False, os.getpid()
     try:
         yield
     finally:
