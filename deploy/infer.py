@@ -101,7 +101,7 @@ def _check_model(model: Path) -> None:
     if model.suffix in ENGINE_SUFFIXES:
         raise ToolchainError(
             f"{model}: engine not found; build it with 'make engine' (python -m deploy.engine.build MODEL.int8.onnx) "
-            "where TensorRT is installed, or run the ONNX itself: --model runs/qat/qat/qat.int8.onnx (make qat writes it)"
+            "where TensorRT is installed, or run the ONNX itself: --model runs/qat/qat/qat.int8.onnx (from make qat)"
         )
     raise ToolchainError(f"{model}: model not found; export one with 'make ptq' or 'make qat'")
 
