@@ -74,7 +74,7 @@ class Case:
 
     @property
     def needs_checkpoint(self) -> bool:
-        return "{checkpoint}" in " ".join(self.args) or self.setup is _truncated_pt
+        return "{checkpoint}" in " ".join(self.args) or getattr(self.setup, "reads_checkpoint", False)
 
 
 # ---------------------------------------------------------------- tiny files, made in code
@@ -249,13 +249,107 @@ def _payload(d: Path, a: dict) -> None:
     torch.save({"model": Payload(), "train_args": {"imgsz": 64}}, d / "payload.pt")
 
 
+def _reads_checkpoint(setup: Callable[[Path, dict], None]) -> Callable[[Path, dict], None]:
+    """Mark a setup that reads ``a["checkpoint"]`` (the module fixture is then made)."""
+    setup.reads_checkpoint = True
+    return setup
+
+
+@_reads_checkpoint
 def _truncated_pt(d: Path, a: dict) -> None:
     (d / "cut.pt").write_bytes(Path(a["checkpoint"]).read_bytes()[:2000])
 
 
-def _corrupt_last(d: Path, a: dict) -> None:
-    (d / "runs" / "r" / "weights").mkdir(parents=True)
-    (d / "runs" / "r" / "weights" / "last.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+def _four_class_data(d: Path, a: dict) -> None:
+    """``data.yaml`` with the checkpoint's four classes, so model-consuming commands get past the class check."""
+    _dataset(d, {"x": "0 0.5 0.5 0.3 0.3\n", "y": "3 0.4 0.4 0.2 0.2\n"}, names="[a, b, c, d]")
+
+
+def _last_pt(write: Callable[[Path, dict], None]) -> Callable[[Path, dict], None]:
+    """A QAT run ``runs/r`` whose ``weights/last.pt`` ``write`` makes, beside four-class data."""
+
+    @_reads_checkpoint
+    def setup(d: Path, a: dict) -> None:
+        _four_class_data(d, a)
+        (d / "runs" / "r" / "weights").mkdir(parents=True)
+        write(d / "runs" / "r" / "weights" / "last.pt", a)
+
+    return setup
+
+
+def _copy_checkpoint(name: str) -> Callable[[Path, dict], None]:
+    @_reads_checkpoint
+    def setup(d: Path, a: dict) -> None:
+        _four_class_data(d, a)
+        (d / name).write_bytes(Path(a["checkpoint"]).read_bytes())
+
+    return setup
+
+
+def _our_format(path: Path, edit: Callable[[dict], None]) -> None:
+    """A checkpoint in our format (a tiny YOLOv8n with one class) changed by ``edit`` before it is saved."""
+    torch = pytest.importorskip("torch")
+    from toolchain.models.checkpoint import FORMAT, FORMAT_VERSION, model_record
+    from toolchain.models.yolo import build_model
+
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model_record(build_model("yolov8n.yaml", ["a"])),
+            "train_args": {"imgsz": 64}}  # fmt: skip
+    edit(data)
+    torch.save(data, path)
+
+
+def _payload_in_our_format(d: Path, a: dict) -> None:
+    """Our format, one of whose tensors is a pickle that runs ``touch pwned``."""
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {d / 'pwned'}",)
+
+    _our_format(d / "best.pt", lambda data: data["model"]["state_dict"].__setitem__("model.0.conv.weight", Payload()))
+
+
+def _old_format(d: Path, a: dict) -> None:
+    """A fake-quant model pickled whole, as this toolchain saved checkpoints before (its classes are code)."""
+    torch = pytest.importorskip("torch")
+    from toolchain.models.yolo import build_model
+    from toolchain.quantization.config import QuantConfig
+    from toolchain.quantization.placement import quantize_model
+
+    model = build_model("yolov8n.yaml", ["a", "b"])
+    quantize_model(model, QuantConfig())
+    torch.save({"model": model, "train_args": {"imgsz": 64}}, d / "old.int8.pt")
+
+
+def _classifier_pt(d: Path, a: dict) -> None:
+    torch = pytest.importorskip("torch")
+    from ultralytics.nn.tasks import ClassificationModel
+
+    torch.save({"model": ClassificationModel("yolov8n-cls.yaml", nc=2, verbose=False)}, d / "cls.pt")
+
+
+def _tensors_only_pt(d: Path, a: dict) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.zeros(3)}, d / "w.pt")
+
+
+def _zip_of_junk(d: Path, a: dict) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(d / "junk.pt", "w") as z:
+        z.writestr("junk/data.pkl", b"not a pickle")
+
+
+def _undecodable_train(d: Path, a: dict) -> None:
+    """Four-class data whose train split holds only a file named .jpg that is not an image."""
+    _four_class_data(d, a)
+    (d / "images" / "train").mkdir()
+    (d / "images" / "train" / "t.jpg").write_bytes(b"not a jpeg")
+    (d / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a, b, c, d]\n")
+
+
+def _skip_every_conv(d: Path, a: dict) -> None:
+    _four_class_data(d, a)
+    (d / "skip.yaml").write_text("overrides:\n  - pattern: '.*'\n    skip: true\n")
 
 
 def _two_class_data(d: Path, a: dict) -> None:
@@ -281,6 +375,9 @@ def _bang_folder(d: Path, a: dict) -> None:
 INFER = ["--model", "{model}", "--backend", "onnxruntime"]
 ON_VIDEO = [*INFER, "--source", "{video}"]
 PTQ = ["ptq", "--weights", "{checkpoint}", "--data", "{data}", "--imgsz", "64", "--quant-config", "{quant}"]
+PTQ_FOUR = ["ptq", "--weights", "{checkpoint}", "--data", "data.yaml", "--imgsz", "64", "--out", "{d}/m.int8.onnx"]
+QAT_RESUME = ["qat", "--weights", "{checkpoint}", "--data", "data.yaml", "--project", "runs", "--name", "r", "--resume",
+              "--quant-config", "{quant}"]  # fmt: skip
 
 # ---------------------------------------------------------------- the catalogue
 
@@ -316,12 +413,39 @@ CASES = [
          _data_yaml("train: images/val\nval: images/val\nnames: [a, b]\n", {"x": "5 0.5 0.5 0.3 0.3\n"})),
     Case("eval-model-classes-differ-from-data", "outputs", "toolchain",
          ["eval", "--weights", "{model}", "--data", "data.yaml", "--backend", "onnxruntime", "--json", "{d}/m.json"],
-         ["data.yaml", "3"], 1, _two_class_data,
-         xfail="eval does not check the model's classes against data.yaml (toolchain eval: the config helper)"),
+         ["data.yaml", "3"], 1, _two_class_data),
     Case("ptq-zero-calibration-images", "outputs", "toolchain",
-         [*PTQ, "--num-images", "0", "--out", "{d}/m.int8.onnx"],
-         ["--num-images"], NONZERO, slow=True,
-         xfail="ptq --num-images 0 writes an .int8.onnx without Q/DQ (toolchain ptq, not deploy)"),
+         [*PTQ, "--num-images", "0", "--out", "{d}/m.int8.onnx"], ["--num-images"], NONZERO),
+    Case("ptq-train-split-no-decodable-image", "outputs", "toolchain", PTQ_FOUR,
+         ["data.yaml: none of the 1 'train' images chosen to calibrate can be decoded"], 1, _undecodable_train),
+    Case("ptq-quant-config-skips-every-conv", "outputs", "toolchain", [*PTQ_FOUR, "--quant-config", "skip.yaml"],
+         ["quant.overrides: skip every one of the 64 convs"], 1, _skip_every_conv),
+    Case("ptq-checkpoint-over-its-weights", "outputs", "toolchain",
+         ["ptq", "--weights", "m.int8.pt", "--data", "data.yaml", "--out", "m.int8.onnx"],
+         ["m.int8.pt: the same file as the input --weights"], 2, _copy_checkpoint("m.int8.pt")),
+    Case("ptq-fp16-without-fp32", "outputs", "toolchain", [*PTQ, "--fp16"], ["--fp16: needs fp32"], 2),
+    Case("eval-json-over-the-model-sidecar", "outputs", "toolchain",
+         ["eval", "--weights", "m.onnx", "--data", "{data}", "--json", "m.onnx.json"],
+         ["--json m.onnx.json: the same file as the input sidecar of m.onnx"], 2, _model_with(_detector, ["a", "b"])),
+    Case("eval-pt-classes-differ-from-data", "outputs", "toolchain", ["eval", "--weights", "{checkpoint}", "--data",
+         "{data}"], ["the model has 4 classes", "has 2 ['a', 'b']"], 1),
+    Case("eval-onnx-without-names-other-class-count", "outputs", "toolchain",
+         ["eval", "--weights", "m.onnx", "--data", "data.yaml"], ["m.onnx: the model outputs 2 classes", "names 3"], 1,
+         _many(_model_with(_detector), _two_class_data)),
+    Case("parity-float-onnx", "outputs", "toolchain",
+         ["parity", "--model", "{checkpoint}", "--onnx", "fp32.onnx", "--data", "{data}"],
+         ["fp32.onnx: no QuantizeLinear node"], 1, _float_onnx),
+    Case("parity-float-model", "outputs", "toolchain",
+         ["parity", "--model", "{checkpoint}", "--onnx", "{qdq}", "--data", "{data}"],
+         ["four.pt: not a fake-quant model"], 1),
+    Case("export-out-txt", "outputs", "toolchain", ["export", "--weights", "{checkpoint}", "--out", "m.txt"],
+         ["--out m.txt: expected a file name ending in .onnx"], 2),
+    Case("check-data-nc-disagrees-with-names", "outputs", "toolchain", ["check-data", "--data", "data.yaml"],
+         ["data.yaml: 'nc' is 3 but 'names' lists 2 classes"], 1,
+         _data_yaml("train: images/val\nval: images/val\nnc: 3\nnames: [a, b]\n")),
+    Case("sensitivity-out-is-a-file", "outputs", "toolchain",
+         ["sensitivity", "--weights", "{checkpoint}", "--data", "{data}", "--out", "blk"],
+         ["--out blk: blk is a file; expected a folder"], 2, _blocker),
     # 2. Recordings
     Case("save-video-under-a-file", "recordings", "infer", [*ON_VIDEO, "--save", "{d}/blk/out.mp4"],
          ["--save {d}/blk/out.mp4", "{d}/blk is not a folder"], 1, _blocker),
@@ -356,9 +480,18 @@ CASES = [
     Case("check-qdq-json-is-a-folder", "recordings", "check-qdq", ["{qdq}", "--json", "{d}"], ["is a folder"], 1),
     Case("eval-json-under-a-file", "recordings", "toolchain",
          ["eval", "--weights", "{model}", "--data", "{data}", "--backend", "onnxruntime", "--json", "blk/m.json"],
-         ["blk/m.json"], 1, _blocker),
+         ["--json blk/m.json: cannot write"], 2, _blocker),
     Case("export-out-under-a-file", "recordings", "toolchain",
-         ["export", "--weights", "{checkpoint}", "--out", "blk/m.onnx", "--imgsz", "64"], ["blk/m.onnx"], 1, _blocker),
+         ["export", "--weights", "{checkpoint}", "--out", "blk/m.onnx", "--imgsz", "64"], ["--out blk/m.onnx"], 2,
+         _blocker),
+    Case("ptq-out-under-a-file", "recordings", "toolchain", [*PTQ, "--out", "blk/m.int8.onnx"],
+         ["--out blk/m.int8.onnx: cannot write"], 2, _blocker),
+    Case("qat-project-under-a-file", "recordings", "toolchain",
+         ["qat", "--weights", "{checkpoint}", "--data", "{data}", "--project", "blk/runs"],
+         ["--project blk/runs: cannot write"], 2, _blocker),
+    Case("sensitivity-out-under-a-file", "recordings", "toolchain",
+         ["sensitivity", "--weights", "{checkpoint}", "--data", "{data}", "--out", "blk/s"],
+         ["--out blk/s: cannot write"], 2, _blocker),
     Case("entrypoint-engine-dir-under-a-file", "recordings", "entrypoint", [], ["ENGINE_DIR={d}/blk/engines"], 1,
          _blocker, env={"MODEL": "{model}", "ENGINE_DIR": "{d}/blk/engines", "BACKEND": "onnxruntime"}),
     Case("entrypoint-engine-dir-is-a-file", "recordings", "entrypoint", [], ["ENGINE_DIR={d}/blk"], 1, _blocker,
@@ -386,7 +519,7 @@ CASES = [
     Case("data-yaml-is-a-list", "tracebacks", "toolchain", ["check-data", "--data", "data.yaml"],
          ["data.yaml: expected a mapping"], 1, _data_yaml("- train\n- val\n")),
     Case("data-yaml-invalid-yaml", "tracebacks", "toolchain", ["check-data", "--data", "data.yaml"],
-         ["data.yaml: not valid YAML"], 1, _data_yaml("train: [images/val\nval: images/val\n")),
+         ["data.yaml:2:4: not valid YAML"], 1, _data_yaml("train: [images/val\nval: images/val\n")),
     Case("data-yaml-empty", "tracebacks", "toolchain", ["check-data", "--data", "data.yaml"],
          ["data.yaml: expected a mapping"], 1, _data_yaml("")),
     Case("data-yaml-missing-names", "tracebacks", "toolchain", ["check-data", "--data", "data.yaml"],
@@ -458,6 +591,15 @@ CASES = [
          ["none.onnx"], NONZERO),
     Case("eval-data-missing", "tracebacks", "toolchain", ["eval", "--weights", "{model}", "--data", "none.yaml"],
          ["none.yaml"], NONZERO),
+    Case("weights-is-a-folder", "tracebacks", "toolchain", ["export", "--weights", "w.pt"], ["--weights w.pt"], 2,
+         lambda d, a: (d / "w.pt").mkdir()),
+    Case("qat-weights-is-an-onnx", "tracebacks", "toolchain",
+         ["qat", "--weights", "{model}", "--data", "{data}", "--project", "runs"],
+         ["det.onnx: expected a PyTorch checkpoint (.pt), got '.onnx'"], 1),
+    Case("eval-onnx-renamed-pt", "tracebacks", "toolchain", ["eval", "--weights", "m.pt", "--data", "{data}"],
+         ["m.pt: not a readable PyTorch checkpoint"], 1, lambda d, a: (d / "m.pt").write_bytes(Path(a["qdq"]).read_bytes())),
+    Case("eval-empty-pt", "tracebacks", "toolchain", ["eval", "--weights", "e.pt", "--data", "{data}"],
+         ["e.pt: not a readable PyTorch checkpoint"], 1, _write("e.pt", b"")),
     # 4. Live sources
     Case("camera-index-absent", "live-sources", "infer", [*INFER, "--source", "9"], ["camera 9"], 1),
     Case("engine-missing-without-source", "live-sources", "infer", ["--engine", "model.int8.engine"],
@@ -487,22 +629,40 @@ CASES = [
          env={"MODEL": "{model}", "ENGINE_DIR": "{d}/engines", "BACKEND": "onnxruntime", "SOURCE": "7"}),
     # 5. Checkpoints
     Case("eval-payload-checkpoint-does-not-run", "checkpoints", "toolchain",
-         ["eval", "--weights", "payload.pt", "--data", "{data}"], ["payload.pt"], 1, _payload,
-         xfail="toolchain loads a user's .pt with full unpickling before checking it (checkpoint work, not deploy)"),
+         ["eval", "--weights", "payload.pt", "--data", "{data}"], ["payload.pt: not loaded: it refers to posix.system"],
+         1, _payload),
     Case("export-payload-checkpoint-does-not-run", "checkpoints", "toolchain",
-         ["export", "--weights", "payload.pt", "--out", "m.onnx"], ["payload.pt"], 1, _payload,
-         xfail="toolchain loads a user's .pt with full unpickling before checking it (checkpoint work, not deploy)"),
+         ["export", "--weights", "payload.pt", "--out", "m.onnx"], ["payload.pt"], 1, _payload),
     Case("eval-truncated-checkpoint", "checkpoints", "toolchain", ["eval", "--weights", "cut.pt", "--data", "{data}"],
-         ["cut.pt"], 1, _truncated_pt,
-         xfail="ultralytics' multi-line message is passed through as is (toolchain model loading, not deploy)"),
+         ["cut.pt: not a readable PyTorch checkpoint"], 1, _truncated_pt),
     Case("eval-text-file-as-checkpoint", "checkpoints", "toolchain",
-         ["eval", "--weights", "notes.pt", "--data", "{data}"], ["notes.pt"], 1, _write("notes.pt", "hello\n"),
-         xfail="ultralytics' multi-line message is passed through as is (toolchain model loading, not deploy)"),
-    Case("qat-resume-corrupt-last", "checkpoints", "toolchain",
-         ["qat", "--weights", "{checkpoint}", "--data", "{data}", "--project", "runs", "--name", "r", "--resume",
-          "--quant-config", "{quant}"],
-         ["last.pt"], 1, _corrupt_last, new=("runs"),
-         xfail="a corrupt last.pt on --resume is a torch traceback (toolchain QAT, not deploy)"),
+         ["eval", "--weights", "notes.pt", "--data", "{data}"], ["notes.pt: not a readable PyTorch checkpoint"], 1,
+         _write("notes.pt", "hello\n")),
+    Case("qat-resume-corrupt-last", "checkpoints", "toolchain", QAT_RESUME,
+         ["last.pt: not a readable PyTorch checkpoint"], 1,
+         _last_pt(lambda p, a: p.write_bytes(b"PK\x03\x04 not really a checkpoint")), new=("runs")),
+    Case("qat-resume-payload-last", "checkpoints", "toolchain", QAT_RESUME,
+         ["last.pt: not a checkpoint written by this toolchain"], 1,
+         _last_pt(lambda p, a: _payload(p.parent, a) or (p.parent / "payload.pt").rename(p)), new=("runs/r/qat.yaml",)),
+    Case("qat-resume-last-is-an-ultralytics-pt", "checkpoints", "toolchain", QAT_RESUME,
+         ["last.pt: not a checkpoint written by this toolchain"], 1,
+         _last_pt(lambda p, a: p.write_bytes(Path(a["checkpoint"]).read_bytes())), new=("runs")),
+    Case("eval-payload-in-our-format-does-not-run", "checkpoints", "toolchain",
+         ["eval", "--weights", "best.pt", "--data", "{data}"], ["best.pt", "posix.system"], 1, _payload_in_our_format),
+    Case("eval-old-pickled-format", "checkpoints", "toolchain", ["eval", "--weights", "old.int8.pt", "--data", "{data}"],
+         ["old.int8.pt: a checkpoint in the old pickled format", "again"], 1, _old_format),
+    Case("eval-tensors-that-do-not-fit", "checkpoints", "toolchain", ["eval", "--weights", "t.pt", "--data", "{data}"],
+         ["t.pt: 'model': its tensors do not fit its architecture"], 1,
+         lambda d, a: _our_format(d / "t.pt", lambda data: data["model"]["state_dict"].pop("model.0.conv.weight"))),
+    Case("eval-newer-checkpoint-format", "checkpoints", "toolchain", ["eval", "--weights", "n.pt", "--data", "{data}"],
+         ["n.pt: checkpoint format version 2"], 1,
+         lambda d, a: _our_format(d / "n.pt", lambda data: data.__setitem__("format_version", 2))),
+    Case("export-classification-checkpoint", "checkpoints", "toolchain", ["export", "--weights", "cls.pt"],
+         ["cls.pt: expected a YOLO detection model, got ClassificationModel"], 1, _classifier_pt),
+    Case("eval-tensors-only-pt", "checkpoints", "toolchain", ["eval", "--weights", "w.pt", "--data", "{data}"],
+         ["w.pt: holds no model"], 1, _tensors_only_pt),
+    Case("eval-zip-of-junk-pt", "checkpoints", "toolchain", ["eval", "--weights", "junk.pt", "--data", "{data}"],
+         ["junk.pt: not a readable PyTorch checkpoint"], 1, _zip_of_junk),
     Case("infer-refuses-a-pt", "checkpoints", "infer", ["--model", "m.pt", "--source", "{image}"],
          ["m.pt: unsupported model file; expected .onnx"], 1, _write("m.pt", b"x")),
     Case("check-qdq-refuses-a-pt", "checkpoints", "check-qdq", ["m.pt"], ["m.pt: not a readable ONNX"], 1,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from deploy.errors import UsageError
+from deploy.errors import ToolchainError, UsageError
 from deploy.postprocess import PostprocessConfig
 from deploy.runtime import BACKENDS
 from toolchain.config.fields import ExistingPath, ImageSize, PositiveInt, Writable, check_fields
@@ -64,8 +64,10 @@ def _runner(cfg: EvalConfig):
     from deploy.runtime import create_runner
 
     meta = ModelMetadata.find(cfg.weights)
-    if meta is not None:  # an ONNX without names anywhere is evaluated under the data's names
+    if meta is not None:
         check_classes(meta.names, cfg.data, cfg.weights)
+    else:  # an ONNX without names anywhere is evaluated under the data's names: their count must fit
+        _check_class_count(cfg.weights, cfg.data)
     runner = create_runner(cfg.weights, cfg.backend, threads=cfg.threads, precision=cfg.precision)
     size = runner.input_shape[2]
     if cfg.imgsz is not None and isinstance(size, int) and cfg.imgsz != size:
@@ -75,13 +77,34 @@ def _runner(cfg: EvalConfig):
     return runner, cfg.imgsz or size
 
 
+def _check_class_count(onnx_path: str, data: str) -> None:
+    """An ONNX without class names: its static ``[B, 4 + nc, N]`` output must have the data's class count."""
+    from deploy.dataset import load_data_yaml
+
+    if Path(onnx_path).suffix != ".onnx":
+        return
+    import onnx
+
+    try:
+        dims = onnx.load(onnx_path, load_external_data=False).graph.output[0].type.tensor_type.shape.dim
+    except Exception:  # unreadable: the runner says so in its own words
+        return
+    if len(dims) == 3 and dims[1].HasField("dim_value"):
+        nc, spec = dims[1].dim_value - 4, load_data_yaml(data)
+        if nc != spec.nc:
+            raise ToolchainError(f"{onnx_path}: the model outputs {nc} classes, but {data} names {spec.nc} "
+                                 f"{spec.names}; use the data the model was trained on")  # fmt: skip
+
+
 def _eval(cfg: EvalConfig) -> None:
     from deploy.dataset import load_data_yaml, load_split
     from deploy.evaluate import evaluate
     from deploy.fileio import check_distinct_paths, write_json
     from deploy.metadata import sidecar_path
 
-    inputs = {"--weights": cfg.weights, "--data": cfg.data, f"sidecar of {cfg.weights}": sidecar_path(cfg.weights)}
+    inputs = {"--weights": cfg.weights, "--data": cfg.data}
+    if Path(cfg.weights).suffix != ".pt":
+        inputs[f"sidecar of {cfg.weights}"] = sidecar_path(cfg.weights)
     check_distinct_paths({"--json": cfg.json}, inputs)
     runner, imgsz = _runner(cfg)
     split = load_split(load_data_yaml(cfg.data), cfg.split)

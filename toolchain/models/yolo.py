@@ -78,6 +78,9 @@ def _load_ultralytics(path: Path) -> torch.nn.Module:
     except Exception as exc:  # pickle, zip and ultralytics' own errors, each several lines long
         raise ToolchainError(f"{path}: not loaded: {_refusal(exc, path)}") from None
     model = checkpoint.get("ema") or checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if model is None:
+        keys = sorted(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise ToolchainError(f"{path}: holds no model (no 'model' or 'ema'; it has {keys}); expected a YOLO checkpoint")
     if type(model) is not DetectionModel:
         raise ToolchainError(f"{path}: expected a YOLO detection model, got {type(model).__name__}")
     model = model.float().eval()

@@ -85,8 +85,8 @@ def ptq(
     placement = quantize_model(student, quant)
     if not placement.quantized:
         raise ToolchainError(
-            f"quant config: quantizes none of the {len(placement.skipped)} convs (every one skipped); "
-            "an INT8 model needs at least one quantized conv: remove the skip overrides that match them all"
+            f"quant.overrides: skip every one of the {len(placement.skipped)} convs, so nothing would be quantized; "
+            "an INT8 model needs at least one quantized conv: narrow the skip patterns"
         )
     calibrate(student, batches, device)
     if not any(q.is_calibrated for q in quantizers(student)):

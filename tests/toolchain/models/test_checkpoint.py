@@ -145,7 +145,7 @@ def _zip_of_junk(path):
         (lambda p, good: p.write_text("hello\n"), "not a readable PyTorch checkpoint"),
         (lambda p, good: p.write_bytes(b""), "not a readable PyTorch checkpoint"),
         (lambda p, good: _zip_of_junk(p), "not a readable PyTorch checkpoint"),
-        (lambda p, good: torch.save({"w": torch.zeros(2)}, p), "expected a YOLO detection model"),
+        (lambda p, good: torch.save({"w": torch.zeros(2)}, p), "holds no model"),
         (lambda p, good: p.mkdir(), "is a folder"),
     ],
     ids=["truncated", "text", "empty", "zip-of-junk", "tensors-only", "folder"],
