@@ -38,7 +38,7 @@ def _bench(a: argparse.Namespace) -> None:
         logger.info("[%d/%d] %s", i, len(steps), name)
         step()
     folder = Path(a.out) / a.name
-    text = report.write(rows, {**suite.environment(), **load}, folder, a.name)
+    text = report.write(rows, {**suite.environment(), **{k: round(v, 2) for k, v in load.items()}}, folder, a.name)
     print(text)
     print(f"{folder / 'report.md'} ({(time.perf_counter() - start) / 60:.1f} min)")
 
