@@ -94,3 +94,14 @@ def test_evaluate_drives_a_runner_end_to_end(tmp_path):
         result = evaluate(runner, split)
     assert runner.calls == 3 and result.images == 3
     assert result.map50 == pytest.approx(1.0) and result.map50_95 > 0.9
+
+
+def test_no_detections_still_give_a_match_table_and_plain_json():
+    import json
+
+    split = _split()
+    result = coco_map(split, [Detections.empty() for _ in split.images])
+    assert result.per_class == {"a": 0.0, "b": 0.0}
+    assert result.matches.images == 3 and result.matches.metric("map50_95") == 0.0
+    as_dict = result.to_dict()
+    assert "matches" not in as_dict and json.loads(json.dumps(as_dict))["map50_95"] == 0.0
