@@ -129,3 +129,40 @@ def test_map_of_the_fp16_baseline_on_road_signs(tmp_path, shared_model, road_sig
     numbers = {"fp32": [ref.map50_95, ref.map50], "fp16": [half.map50_95, half.map50], "images": ref.images}
     print(json.dumps(numbers))
     assert abs(half.map50_95 - ref.map50_95) <= 0.005 and abs(half.map50 - ref.map50) <= 0.005
+
+
+def test_export_command_writes_the_fp16_variant_with_fp16(tmp_path, tiny_checkpoint):
+    from toolchain.cli import main
+
+    assert main(["export", "--weights", str(tiny_checkpoint), "--out", str(tmp_path / "m.onnx"), "--fp16",
+                 "--imgsz", str(IMGSZ)]) == 0  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fp16.onnx", "m.fp16.onnx.json", "m.onnx", "m.onnx.json"]
+    assert float_types(onnx.load(str(tmp_path / "m.fp16.onnx")))["initializers"] == {"FLOAT16"}
+    meta = ModelMetadata.load(tmp_path / "m.fp16.onnx")
+    assert meta.precision == "fp16" and meta.extra["config"]["fp16"] is True
+    assert ModelMetadata.load(tmp_path / "m.onnx").precision == "fp32"
+
+
+def test_ptq_command_writes_the_fp16_variant_of_its_fp32_onnx(tmp_path, tiny_checkpoint, tiny_dataset):
+    from toolchain.cli import main
+
+    out = tmp_path / "t.int8.onnx"
+    argv = ["ptq", "--weights", tiny_checkpoint, "--data", tiny_dataset, "--imgsz", IMGSZ, "--num-images", 4,
+            "--batch", 4, "--out", out, "--fp32", "--fp16", "--quant.input.calibrator", "max"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "t.fp16.onnx", "t.fp16.onnx.json", "t.int8.onnx", "t.int8.onnx.json", "t.int8.pt", "t.onnx", "t.onnx.json",
+    ]  # fmt: skip
+    assert float_types(onnx.load(str(tmp_path / "t.fp16.onnx")))["initializers"] == {"FLOAT16"}
+    assert ModelMetadata.load(tmp_path / "t.fp16.onnx").precision == "fp16"
+    assert not any(n.op_type in QDQ_OPS for n in onnx.load(str(tmp_path / "t.fp16.onnx")).graph.node)
+
+
+def test_ptq_fp16_needs_fp32(tiny_checkpoint, tiny_dataset, capsys):
+    from toolchain.cli import main
+
+    assert main(["ptq", "--weights", str(tiny_checkpoint), "--data", str(tiny_dataset), "--fp16"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: --fp16: needs fp32: true (the FP16 ONNX is converted from the FP32 one)"
+    )

@@ -42,3 +42,20 @@ def test_export_leaves_the_model_unchanged(tmp_path, tiny_checkpoint):
 def test_bad_export_config(kwargs, match):
     with pytest.raises(ToolchainError, match=match):
         ExportConfig(**kwargs)
+
+
+def test_an_int8_onnx_without_quantized_convs_is_not_written(tmp_path, tiny_checkpoint):
+    from toolchain.quantization.config import QuantConfig
+    from toolchain.quantization.placement import quantize_model
+    from toolchain.quantization.ptq import set_quantizers_enabled
+
+    with pytest.raises(ToolchainError, match=r"m\.int8\.onnx: an INT8 ONNX would hold no quantized conv \(0/64\)"):
+        onnx_from_model(load_model(tiny_checkpoint), tmp_path / "m.int8.onnx", ExportConfig(imgsz=64), "int8")
+    model = load_model(tiny_checkpoint)
+    quantize_model(model, QuantConfig())  # placed but never calibrated: every quantizer passes values through
+    with pytest.raises(ToolchainError, match="no quantized conv"):
+        onnx_from_model(model, tmp_path / "q.int8.onnx", ExportConfig(imgsz=64, simplify=False), "int8")
+    set_quantizers_enabled(model, False)
+    with pytest.raises(ToolchainError, match="no quantized conv"):
+        onnx_from_model(model, tmp_path / "q.int8.onnx", ExportConfig(imgsz=64, simplify=False), "int8")
+    assert list(tmp_path.iterdir()) == []  # nothing under the final names, no temporary left

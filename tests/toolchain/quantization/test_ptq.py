@@ -105,7 +105,7 @@ def test_ptq_command_writes_both_onnx_the_checkpoint_and_their_config(ptq_run):
     config = int8.extra["config"]
     assert config == fp32.extra["config"] and config["imgsz"] == 64 and config["num_images"] == 8
     assert int8.quantization["overrides"][0]["input"] == {"calibrator": "moving_average_max"}
-    checkpoint = torch.load(folder / "tiny.int8.pt", weights_only=False)
+    checkpoint = torch.load(folder / "tiny.int8.pt", weights_only=True)  # tensors and plain data only
     assert checkpoint["config"] == config and trained_imgsz(load_model(folder / "tiny.int8.pt")) == 64
     assert check_qdq(folder / "tiny.int8.onnx").ok
 
