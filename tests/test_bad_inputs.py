@@ -281,6 +281,7 @@ def _copy_checkpoint(name: str) -> Callable[[Path, dict], None]:
     @_reads_checkpoint
     def setup(d: Path, a: dict) -> None:
         _four_class_data(d, a)
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
         (d / name).write_bytes(Path(a["checkpoint"]).read_bytes())
 
     return setup
@@ -423,6 +424,10 @@ CASES = [
     Case("ptq-checkpoint-over-its-weights", "outputs", "toolchain",
          ["ptq", "--weights", "m.int8.pt", "--data", "data.yaml", "--out", "m.int8.onnx"],
          ["m.int8.pt: the same file as the input --weights"], 2, _copy_checkpoint("m.int8.pt")),
+    Case("qat-weights-inside-its-run-folder", "outputs", "toolchain",
+         ["qat", "--weights", "runs/r/weights/best.pt", "--data", "data.yaml", "--project", "runs", "--name", "r"],
+         ["--weights runs/r/weights/best.pt: inside the run folder runs/r"], 2,
+         _copy_checkpoint("runs/r/weights/best.pt")),
     Case("ptq-fp16-without-fp32", "outputs", "toolchain", [*PTQ, "--fp16"], ["--fp16: needs fp32"], 2),
     Case("eval-json-over-the-model-sidecar", "outputs", "toolchain",
          ["eval", "--weights", "m.onnx", "--data", "{data}", "--json", "m.onnx.json"],

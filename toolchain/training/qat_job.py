@@ -17,7 +17,7 @@ from typing import Annotated
 import torch
 
 from deploy.dataset import load_data_yaml, load_split
-from deploy.errors import ToolchainError
+from deploy.errors import ToolchainError, UsageError
 from deploy.evaluate import EvalResult, evaluate
 from deploy.fileio import atomic_path, write_json
 from deploy.qdq_check import check_qdq
@@ -152,6 +152,9 @@ def run_qat(cfg: QATJobConfig) -> dict:
     ``<run>/qat.yaml`` and into every checkpoint, sidecar and report of the run.
     """
     start = time.perf_counter()
+    if Path(cfg.weights).resolve().is_relative_to(cfg.run.resolve()):  # its files are this run's outputs
+        raise UsageError(f"--weights {cfg.weights}: inside the run folder {cfg.run}, which this run writes over; "
+                         "copy it out, or choose another --name")  # fmt: skip
     teacher, imgsz = load_model_at(cfg.weights, cfg.train.imgsz)
     cfg = replace(cfg, train=replace(cfg.train, imgsz=imgsz), export=replace(cfg.export, imgsz=imgsz))
     check_classes(class_names(teacher), cfg.train.data, cfg.weights)
