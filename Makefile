@@ -24,6 +24,15 @@ ENGINE_ONNX ?= runs/qat/$(QAT_NAME)/qat.int8.onnx
 DEMO_QAT_EPOCHS ?= 2
 JETPACK   ?= 6
 RESUME    ?=
+# QAT on several processes: NPROC per node under torchrun (make qat NPROC=4 is torchrun --standalone
+# --nproc-per-node 4 -m toolchain.cli qat ...). Several nodes: the same make line on every node with
+# NNODES and RDZV_ENDPOINT (host:port of node 0, reachable from all). BATCH-like flags are per process.
+NPROC     ?= 1
+NNODES    ?= 1
+RDZV_ENDPOINT ?=
+TORCHRUN   = $(PY) -m torch.distributed.run --nproc-per-node $(NPROC) $(if $(RDZV_ENDPOINT),--nnodes $(NNODES) \
+	--rdzv-backend c10d --rdzv-endpoint $(RDZV_ENDPOINT) --rdzv-id $(QAT_NAME),--standalone) -m toolchain.cli
+QAT_CLI    = $(if $(or $(filter-out 1,$(NPROC)),$(RDZV_ENDPOINT)),$(TORCHRUN),$(TOOLCHAIN))
 
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
@@ -35,6 +44,7 @@ help:
 	@echo "     sensitivity | engine | fake-engine | real-api | trt-api | bench | bench-cpu | gpu-check | check-qdq |"
 	@echo "     docker-gpu | docker-jetson | clean"
 	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS CALIB QUANT"
+	@echo "           NPROC NNODES RDZV_ENDPOINT (make qat under torchrun)"
 	@echo "           KEEP_FLOAT CONFIG SYN_TRAIN SYN_VAL SYN_MIN SYN_MAX PRECISION MAX_BATCH ENGINE_ONNX TRT PEER"
 	@echo "           BENCH_RUNS BENCH_FRAMES BENCH_RESAMPLES (each flag: toolchain CMD --help)"
 
@@ -93,7 +103,7 @@ parity: setup
 	$(PARITY) --model $(basename $(PTQ_ONNX)).pt --onnx $(PTQ_ONNX)
 
 qat: setup $(DATA) $(WEIGHTS)
-	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --name $(QAT_NAME) $(SETTINGS) \
+	$(QAT_CLI) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --name $(QAT_NAME) $(SETTINGS) \
 		$(call flag,QAT_EPOCHS,--epochs) $(call flag,QUANT,--quant-config) $(if $(RESUME),--resume)
 	$(PARITY) --model runs/qat/$(QAT_NAME)/weights/best.pt --onnx runs/qat/$(QAT_NAME)/qat.int8.onnx
 

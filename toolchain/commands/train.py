@@ -24,6 +24,8 @@ QAT_FLAGS = {
     **TRAIN_FLAGS, "--schedule": "train.schedule", "--loss": "train.loss",
     "--freeze-bn-epoch": "qat.freeze_bn_epoch", "--freeze-quant-epoch": "qat.freeze_quant_epoch",
     "--progressive": "qat.progressive", "--dynamic-batch": "export.dynamic_batch", "--opset": "export.opset",
+    "--dist-backend": "distributed.backend", "--dist-timeout": "distributed.timeout_s",
+    "--lr-scaling": "distributed.lr_scaling", "--base-batch": "distributed.base_batch",
 }  # fmt: skip
 
 COMMANDS = [

@@ -37,7 +37,8 @@ def backward_scale(ctx: DistributedContext) -> int:
 class GlobalTargetNormalization:
     """Wraps a ``v8DetectionLoss``: the returned loss is this rank's share of the whole batch's loss.
 
-    The loss items stay this rank's own (for its progress bar and logs).
+    The loss items (box, cls, dfl: each a sum over images divided by ``T``) get the same factor, so
+    their mean over the ranks is the whole batch's items, as one process logs them.
 
     Args:
         criterion: ultralytics' detection loss (it has an ``assigner`` module).
@@ -62,4 +63,5 @@ class GlobalTargetNormalization:
         local = self._target_sum.clamp(min=1)
         total = self._target_sum.detach().float().clone()
         dist.all_reduce(total)
-        return loss * (self.ctx.world_size * local / total.clamp(min=1)), items
+        share = self.ctx.world_size * local / total.clamp(min=1)
+        return loss * share, {k: v * share.detach() for k, v in items.items()}

@@ -135,6 +135,20 @@ def wrap_ddp(
         )  # fmt: skip
 
 
+def copy_buffers_from_main(model: nn.Module, ctx: DistributedContext) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics that each rank updated on its own shard).
+
+    DDP with ``broadcast_buffers`` does this before each forward; after an epoch's last step the
+    ranks' statistics differ until the next one. Called at the end of an epoch, every rank then holds
+    the model rank 0 checkpoints.
+    """
+    if not ctx.is_distributed:
+        return
+    with collective_errors(ctx, "copying rank 0's BatchNorm statistics"):
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
 def state_digest(model: nn.Module) -> tuple[list[str], torch.Tensor]:
     """Names and a float64 ``[n, 2]`` digest (sum, sum of squares) of every floating tensor of the model's state."""
     names, rows = [], []

@@ -125,7 +125,9 @@ def init_distributed(cfg: DistributedConfig, device: str = "cpu") -> Distributed
     """
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
-        return DistributedContext(device=torch.device("cuda:0" if device == "0" else device), timeout_s=cfg.timeout_s)
+        one = torch.device("cuda:0" if device == "0" else device)
+        _backend(cfg, one)  # the same settings are refused with one process as with many
+        return DistributedContext(device=one, timeout_s=cfg.timeout_s)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     local_world = _env_int("LOCAL_WORLD_SIZE", world)
     if not 0 <= rank < world or not 0 <= local_rank < local_world:
@@ -142,8 +144,31 @@ def init_distributed(cfg: DistributedConfig, device: str = "cpu") -> Distributed
     with collective_errors(ctx, "joining the job"):
         dist.init_process_group(backend, timeout=timeout, **({"device_id": dev} if backend == "nccl" else {}))
         cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
+    label_logs(rank)
     logger.info("%s (local %d) on %s, %s backend, timeout %.0f s", ctx, local_rank, dev, backend, cfg.timeout_s)
     return DistributedContext(rank, local_rank, world, local_world, dev, backend, cfg.timeout_s, cpu_group)
+
+
+class _RankPrefix(logging.Formatter):
+    """Another formatter's line, prefixed with ``[rank N]``."""
+
+    def __init__(self, inner: logging.Formatter | None, rank: int) -> None:
+        super().__init__()
+        self.inner, self.rank = inner or logging.Formatter(), rank
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"[rank {self.rank}] {self.inner.format(record)}"
+
+
+def label_logs(rank: int) -> None:
+    """Prefix this process's log lines with its rank; ranks other than 0 log warnings and errors only
+    (rank 0 tells the job's story; ultralytics silences those ranks itself through ``RANK``)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not isinstance(handler.formatter, _RankPrefix):
+            handler.setFormatter(_RankPrefix(handler.formatter, rank))
+    if rank != 0:
+        root.setLevel(max(root.level, logging.WARNING))
 
 
 def cpu_threads(ctx: DistributedContext) -> int:

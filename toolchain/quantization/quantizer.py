@@ -124,7 +124,8 @@ class TensorQuantizer(nn.Module):
     def _learnable(self, x: torch.Tensor) -> torch.Tensor:
         """LSQ: straight-through estimator with a gradient for the scale, scaled by 1/sqrt(N * qmax)."""
         per_channel = self.cfg.axis is not None
-        numel = x.numel() / (x.shape[self.cfg.axis] if per_channel else 1)
+        # an activation counts the whole batch of a torchrun job (toolchain.distributed.model.set_lsq_global_batch)
+        numel = x.numel() * getattr(self, "global_batch_factor", 1) / (x.shape[self.cfg.axis] if per_channel else 1)
         grad_factor = 1.0 / math.sqrt(numel * self.qmax)
         scale, zero_point = self.scale_zero_point()
         zero_point = zero_point.float()

@@ -1,5 +1,8 @@
 """Trainer callbacks: checkpoints, early stopping, results CSV, progressive quantization, and the
 per-layer quantization error (SQNR) monitor.
+
+Under torchrun, the trainer runs them on rank 0 only (files, logs, the decision to stop), except
+``ProgressiveQuantization``, which changes the model and so runs on every rank (``every_rank``).
 """
 
 from __future__ import annotations
@@ -79,7 +82,10 @@ class ProgressiveQuantization(Callback):
 
     Example: ``{0: r"model\\.[0-9]\\.", 1: r"model\\.1[0-9]\\.", 2: r"model\\.2[0-9]\\."}`` turns on the
     backbone first, the neck one epoch later, the head after that. Quantizers not yet due compute in float.
+    It changes the model, so under torchrun it runs on every rank.
     """
+
+    every_rank = True
 
     def __init__(self, stages: dict[int, str]) -> None:
         self.stages = {int(k): re.compile(v) for k, v in stages.items()}

@@ -1,6 +1,11 @@
 """The ``toolchain qat`` job (``make qat``): FP32 .pt -> PTQ init -> QAT epochs -> best checkpoint ->
 QDQ ONNX (checked against TensorRT's rules) -> FP32 / PTQ INT8 / QAT INT8 evaluated through ONNX
-Runtime and our evaluator. Resumable.
+Runtime and our evaluator. Resumable, at any world size.
+
+One process, or one rank of a ``torchrun`` job (``torchrun --nproc-per-node 4 -m toolchain.cli qat ...``):
+every rank loads the weights; rank 0 calibrates and the others receive its ranges; every rank
+trains on its shard; rank 0 writes the resolved config, checkpoints, logs, the QDQ ONNX and the
+report while the others wait for it (``toolchain.distributed``).
 
 Example:
     >>> report = run_qat(QATJobConfig(weights="best.pt", train=TrainConfig(data="data.yaml")))
@@ -8,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -25,10 +31,14 @@ from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from toolchain.config.fields import ExistingPath, FieldError, NonNegativeInt, PositiveInt, Writable, check_fields
 from toolchain.config.files import record, write_record
 from toolchain.config.tree import replace
+from toolchain.distributed.config import DistributedConfig
+from toolchain.distributed.model import load_quantizer_ranges, quantizer_ranges
+from toolchain.distributed.process import DistributedContext, collective_errors, init_distributed, on_main, shutdown
 from toolchain.export.onnx import ExportConfig, onnx_from_model
 from toolchain.models.checkpoint import load_checkpoint
 from toolchain.models.yolo import check_classes, class_names, load_model, load_model_at
 from toolchain.quantization.config import QuantConfig
+from toolchain.quantization.placement import quantize_model
 from toolchain.quantization.ptq import PTQOutputs, calibration_batches, ptq
 from toolchain.training.callbacks import (
     EarlyStopping,
@@ -54,6 +64,7 @@ class QATJobConfig:
         qat: What QAT adds: BatchNorm and range freezing, progressive quantization.
         quant: Quantization settings (placement, calibrators).
         export: ONNX export of fp32.onnx, ptq.int8.onnx and qat.int8.onnx (their size is train.imgsz).
+        distributed: A torchrun job's backend, timeout and learning-rate scaling (one process: lr rule only).
         calib_images: Train images for the PTQ calibration that starts QAT.
         patience: Early stopping patience in epochs (0: off).
         sqnr: Write the per-layer SQNR CSV and plot each epoch.
@@ -67,6 +78,7 @@ class QATJobConfig:
     qat: QATConfig = QATConfig()
     quant: QuantConfig = QuantConfig()
     export: ExportConfig = ExportConfig()
+    distributed: DistributedConfig = DistributedConfig()
     calib_images: PositiveInt = 256
     patience: NonNegativeInt = 0
     sqnr: bool = True
@@ -125,32 +137,71 @@ def table(results: dict[str, EvalResult]) -> str:
     return "\n".join(rows)
 
 
-def _trainer(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict) -> QATTrainer:
-    """A fresh trainer on the PTQ-calibrated student (writing fp32.onnx, ptq.int8.onnx, ptq.pt), or
-    the interrupted one from last.pt."""
+def _calibrated_student(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict, ctx: DistributedContext):
+    """The PTQ-calibrated student: calibrated once, on rank 0 (writing fp32.onnx, ptq.int8.onnx, ptq.pt);
+    the other ranks place the same quantizers and receive rank 0's ranges.
+
+    Calibration batches hold the effective batch (all ranks' images), as a one-process run with that
+    batch would: histogram calibrators depend on how the images are split into batches. Forward-only,
+    they take far less memory per image than a training step.
+    """
+    train, run = cfg.train, cfg.run
+    calibrated: list[torch.nn.Module] = []
+
+    def calibrate_on_main() -> dict:
+        batches = calibration_batches(train.data, train.imgsz, cfg.calib_images, train.batch * ctx.world_size)
+        outputs = PTQOutputs(run / "ptq.int8.onnx", cfg.export, run / "fp32.onnx", run / "ptq.pt", cfg.weights, config)
+        student, _ = ptq(teacher, cfg.quant, batches, train.device, outputs)
+        calibrated.append(student)
+        return quantizer_ranges(student)
+
+    ranges = on_main(ctx, "PTQ calibration", calibrate_on_main)
+    if calibrated:
+        return calibrated[0]
+    student = copy.deepcopy(teacher)
+    quantize_model(student, cfg.quant)
+    load_quantizer_ranges(student, ranges)
+    return student
+
+
+def _trainer(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict, ctx: DistributedContext) -> QATTrainer:
+    """A fresh trainer on the PTQ-calibrated student, or the interrupted one from last.pt (every rank
+    loads it: the run folder must be on a filesystem every node sees to resume a multi-node job)."""
     train, run = cfg.train, cfg.run
     distill = teacher if train.loss.distill > 0 else None
+
+    def trainer_of(model: torch.nn.Module) -> QATTrainer:
+        return QATTrainer(model, train, cfg.qat, distill, _callbacks(cfg, config), ctx, cfg.distributed)
+
     last = run / "weights" / "last.pt"
     if cfg.resume:
         if not last.is_file():
             raise ToolchainError(f"{last}: nothing to resume; run without RESUME=1 to start QAT")
         state = load_checkpoint(last)  # tensors and plain data: weights_only, models rebuilt from code
-        trainer = QATTrainer(state["model"], train, cfg.qat, distill, _callbacks(cfg, config))
+        trainer = trainer_of(state["model"])
         trainer.load_state(state)
         logger.info("Resuming QAT at epoch %d from %s", trainer.start_epoch + 1, last)
         return trainer
-    batches = calibration_batches(train.data, train.imgsz, cfg.calib_images, train.batch)
-    outputs = PTQOutputs(run / "ptq.int8.onnx", cfg.export, run / "fp32.onnx", run / "ptq.pt", cfg.weights, config)
-    student, _ = ptq(teacher, cfg.quant, batches, train.device, outputs)
-    return QATTrainer(student, train, cfg.qat, distill, _callbacks(cfg, config))
+    return trainer_of(_calibrated_student(cfg, teacher, config, ctx))
 
 
 def run_qat(cfg: QATJobConfig) -> dict:
     """Run (or resume) the whole QAT job; returns the report written to ``<run>/report.json``.
 
     The resolved config (``train.imgsz`` and ``export.imgsz`` set from the weights) is written to
-    ``<run>/qat.yaml`` and into every checkpoint, sidecar and report of the run.
+    ``<run>/qat.yaml`` and into every checkpoint, sidecar and report of the run. Under torchrun every
+    rank runs this and returns the report; a rank that dies or hangs ends the others with one line
+    (``RankLostError``) within ``distributed.timeout_s``.
     """
+    ctx = init_distributed(cfg.distributed, cfg.train.device)
+    try:
+        with collective_errors(ctx, "the QAT job"):
+            return _run(cfg, ctx)
+    finally:
+        shutdown(ctx)
+
+
+def _run(cfg: QATJobConfig, ctx: DistributedContext) -> dict:
     start = time.perf_counter()
     if Path(cfg.weights).resolve().is_relative_to(cfg.run.resolve()):  # its files are this run's outputs
         raise UsageError(f"--weights {cfg.weights}: inside the run folder {cfg.run}, which this run writes over; "
@@ -159,9 +210,16 @@ def run_qat(cfg: QATJobConfig) -> dict:
     cfg = replace(cfg, train=replace(cfg.train, imgsz=imgsz), export=replace(cfg.export, imgsz=imgsz))
     check_classes(class_names(teacher), cfg.train.data, cfg.weights)
     run, config = cfg.run, record(cfg)
-    write_record(run / "qat.yaml", cfg, "qat")
-    trainer = _trainer(cfg, teacher, config)
+    if ctx.is_main:
+        write_record(run / "qat.yaml", cfg, "qat")
+    trainer = _trainer(cfg, teacher, config, ctx)
     trainer.fit()
+    return on_main(ctx, "the export and evaluation of the QAT model", _report, cfg, trainer, config, start)
+
+
+def _report(cfg: QATJobConfig, trainer: QATTrainer, config: dict, start: float) -> dict:
+    """Rank 0: the best checkpoint to a QDQ ONNX, check-qdq, the FP32 / PTQ / QAT table, report.json and .md."""
+    run, imgsz = cfg.run, cfg.train.imgsz
     best = load_model(run / "weights" / "best.pt")
     qat_onnx = onnx_from_model(best, run / "qat.int8.onnx", cfg.export, "int8", cfg.weights,
                                {**cfg.quant.to_dict(), "qat": config["qat"]}, config)  # fmt: skip
@@ -172,7 +230,8 @@ def run_qat(cfg: QATJobConfig) -> dict:
     report = {
         "weights": cfg.weights, "data": cfg.train.data, "imgsz": imgsz, "epochs": len(trainer.history),
         "minutes": (time.perf_counter() - start) / 60, "mean_epoch_seconds": sum(epochs) / max(1, len(epochs)),
-        "check_qdq": checked, "results": {k: v.to_dict() for k, v in results.items()}, "config": config,
+        "check_qdq": checked, "results": {k: v.to_dict() for k, v in results.items()},
+        "distributed": _distributed_summary(trainer), "config": config,
     }  # fmt: skip
     write_json(run / "report.json", report)
     markdown = table(results)
@@ -180,6 +239,14 @@ def run_qat(cfg: QATJobConfig) -> dict:
         tmp.write_text(markdown + "\n")
     print(markdown)
     return report
+
+
+def _distributed_summary(trainer: QATTrainer) -> dict:
+    """How the run was split: processes, backend, batches and the learning rate they got."""
+    rate, ctx = trainer.rate, trainer.dist
+    return {"world_size": ctx.world_size, "backend": ctx.backend or "none (one process)",
+            "batch_per_process": rate.batch, "effective_batch": rate.effective_batch, "lr": rate.lr,
+            "lr0": rate.lr0, "lr_scaling": rate.rule, "base_batch": rate.base_batch}  # fmt: skip
 
 
 def _check_tensorrt_rules(onnx: Path, quant: QuantConfig) -> str:

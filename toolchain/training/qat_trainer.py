@@ -16,6 +16,9 @@ from torch import nn
 
 from deploy.errors import ToolchainError
 from toolchain.config.fields import EpochOrNever, NonNegativeInt, Pattern, check_fields
+from toolchain.distributed.config import DistributedConfig
+from toolchain.distributed.model import ddp_options
+from toolchain.distributed.process import DistributedContext
 from toolchain.quantization.ptq import quantizers
 from toolchain.training.losses import distillation_loss, quantization_penalty
 from toolchain.training.trainer import Callback, TrainConfig, Trainer
@@ -55,23 +58,34 @@ class QATTrainer(Trainer):
         model: The calibrated fake-quant model.
         cfg: Training settings.
         qat: Freezing settings (progressive quantization is a callback, see ``qat_job``).
-        teacher: The FP32 model, needed when ``cfg.loss.distill > 0``.
+        teacher: The FP32 model, needed when ``cfg.loss.distill > 0`` (each rank runs it on its shard).
         callbacks: Called at fit and epoch boundaries.
+        dist: This process's place in a torchrun job (``None``: one process).
+        distributed: The job's lr scaling rule and loss normalisation.
     """
 
     def __init__(
         self, model: nn.Module, cfg: TrainConfig, qat: QATConfig, teacher: nn.Module | None = None,
-        callbacks: list[Callback] | None = None,
+        callbacks: list[Callback] | None = None, dist: DistributedContext | None = None,
+        distributed: DistributedConfig | None = None,
     ) -> None:  # fmt: skip
         if not quantizers(model):
             raise ToolchainError("QAT: the model has no quantizers; run quantize_model() and calibrate() first")
-        super().__init__(model, cfg, callbacks)
+        super().__init__(model, cfg, callbacks, dist, distributed)
         self.qat = qat
         self.teacher = teacher.to(self.device).eval().requires_grad_(False) if teacher is not None else None
         if cfg.loss.distill > 0 and self.teacher is None:
             raise ToolchainError("QAT: distill > 0 needs the FP32 teacher model")
 
+    def ddp_options(self) -> dict:
+        """Buffers broadcast only while BatchNorm statistics update; unused parameters looked for only
+        when an LSQ range can go without a gradient (its quantizer off, or frozen mid-run)."""
+        schedule = self.cfg.schedule
+        starts_off = bool(self.qat.progressive) or (schedule.name == "qat" and schedule.pre_quant > 0)
+        return ddp_options(self.model, self.qat.freeze_bn_epoch, self.qat.freeze_quant_epoch, starts_off)
+
     def prepare_epoch(self, epoch: int) -> None:
+        """Training mode, then on every rank alike: BatchNorm frozen, ranges fixed, as the schedule says."""
         super().prepare_epoch(epoch)
         if 0 <= self.qat.freeze_bn_epoch <= epoch:
             _freeze_batchnorm(self.model)
@@ -91,7 +105,8 @@ class QATTrainer(Trainer):
             group["params"] = [p for p in group["params"] if id(p) in live]
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        preds = self.model(batch["img"])
+        """Detection loss plus the weight penalty and distillation terms, each this rank's share."""
+        preds = self.train_model(batch["img"])
         loss, items = self.criterion(preds, batch)
         total = loss.sum()
         out = {k: float(v) for k, v in items.items()}

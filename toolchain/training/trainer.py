@@ -1,8 +1,11 @@
 """The generic training loop: optimizer, AMP on GPU, gradient clipping, EMA, train and val epochs,
-callbacks (checkpoints, early stopping, logging), resumable from ``last.pt``.
+callbacks (checkpoints, early stopping, logging), resumable from ``last.pt``, in one process or as
+one rank of a ``torchrun`` job (``toolchain.distributed``).
 
-Data come from ultralytics' dataset builder (its augmentations, mosaic off by default); validation
-is our COCO evaluator on the val split through a ``TorchRunner``, the same numbers as deployment.
+Data come from ultralytics' dataset (its augmentations, mosaic off by default), sharded over the
+ranks; validation is our COCO evaluator on the val split through a ``TorchRunner``, the same numbers
+as deployment. Under torchrun, rank 0 alone validates, keeps the EMA and runs the callbacks
+(checkpoints, CSV, TensorBoard) while the others wait; ``batch`` is per process.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -33,11 +37,24 @@ from toolchain.config.fields import (
     PositiveInt,
     check_fields,
 )
+from toolchain.distributed.config import DistributedConfig
+from toolchain.distributed.data import set_epoch, sharded_loader
+from toolchain.distributed.loss import GlobalTargetNormalization, backward_scale
+from toolchain.distributed.lr import rescale_lr, scaled_lr
+from toolchain.distributed.model import copy_buffers_from_main, differing_tensors, set_lsq_global_batch, wrap_ddp
+from toolchain.distributed.process import (
+    DistributedContext,
+    average_over_ranks,
+    cpu_threads,
+    main_first,
+    on_main,
+)
 from toolchain.models.torch_runner import TorchRunner
 from toolchain.training.losses import LossConfig, detection_criterion
 from toolchain.training.schedulers import ScheduleConfig, create_scheduler
 
 logger = logging.getLogger(__name__)
+SCALED_LR = "scaled_lr"  # optimizer param-group key: the lr of the world size and rule the run started with
 
 
 @dataclass(frozen=True)
@@ -48,17 +65,18 @@ class TrainConfig:
         data: The data.yaml.
         imgsz: Square training and validation size (null: the size the starting weights were trained at).
         epochs: Epochs.
-        batch: Batch size.
+        batch: Batch size per process (under torchrun the effective batch is nproc x batch).
         optimizer: SGD or AdamW.
-        lr0: Base learning rate (small: it keeps a converged model near its FP32 optimum).
+        lr0: Base learning rate (small: it keeps a converged model near its FP32 optimum); under torchrun
+            scaled with the effective batch by distributed.lr_scaling.
         momentum: SGD momentum / Adam beta1.
         weight_decay: Weight decay (not on biases and norms).
         grad_clip: Max gradient norm (0: off).
         ema_decay: EMA decay of the weights (0: no EMA).
         amp: Mixed precision on CUDA (no effect on CPU).
         device: cpu, cuda, cuda:0 (0 means cuda:0).
-        workers: Data-loading processes.
-        threads: Torch CPU threads (0: every core).
+        workers: Data-loading processes (per process).
+        threads: Torch CPU threads (0: every core, shared by the processes on a node).
         mosaic: Mosaic probability (off by default for QAT, as the peers do).
         augment: Other ultralytics augmentation overrides, e.g. {fliplr: 0.5, scale: 0.3}.
         val_images: Validate on the first N val images (0: all).
@@ -110,7 +128,13 @@ class ModelEMA:
 
 
 class Callback:
-    """Hooks a trainer calls; subclasses override what they need."""
+    """Hooks a trainer calls; subclasses override what they need.
+
+    Under torchrun a callback runs on rank 0 only (it writes files, logs, decides to stop), unless
+    ``every_rank`` is true (it changes the model, which every rank must do alike).
+    """
+
+    every_rank: bool = False
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 
@@ -128,10 +152,10 @@ def _trainable(model: nn.Module) -> nn.Module:
     return model
 
 
-def build_train_loader(cfg: TrainConfig, stride: int):
-    """ultralytics' YOLO dataset and loader over the train split, with our augmentation overrides."""
+def build_train_dataset(cfg: TrainConfig, stride: int):
+    """ultralytics' YOLO dataset over the train split, with our augmentation overrides."""
     from ultralytics.cfg import get_cfg
-    from ultralytics.data import build_dataloader, build_yolo_dataset
+    from ultralytics.data import build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
     data = check_det_dataset(str(Path(cfg.data).resolve()))
@@ -139,8 +163,20 @@ def build_train_loader(cfg: TrainConfig, stride: int):
     if cfg.mosaic == 0:
         overrides.setdefault("close_mosaic", 0)
     args = get_cfg(overrides=overrides)
-    dataset = build_yolo_dataset(args, data["train"], cfg.batch, data, mode="train", stride=stride)
-    return build_dataloader(dataset, cfg.batch, cfg.workers, shuffle=True, device=cfg.device)
+    return build_yolo_dataset(args, data["train"], cfg.batch, data, mode="train", stride=stride)
+
+
+def build_train_loader(cfg: TrainConfig, stride: int, ctx: DistributedContext | None = None):
+    """This rank's shuffled loader over the train split (a one-process context: the whole split).
+
+    One code path for any world size: step ``k`` of a job of W ranks sees the images a one-process
+    run with batch ``W * cfg.batch`` sees at step ``k``. Rank 0 builds the dataset first: it writes
+    ultralytics' label cache, which the other ranks then read.
+    """
+    ctx = ctx or DistributedContext()
+    with main_first(ctx, "label cache"):
+        dataset = build_train_dataset(cfg, stride)
+    return sharded_loader(dataset, cfg.batch, cfg.workers, ctx, cfg.seed)
 
 
 class Trainer:
@@ -149,24 +185,36 @@ class Trainer:
     Args:
         model: An ultralytics ``DetectionModel`` (float or with quantizers).
         cfg: The run's settings (``imgsz`` resolved).
-        callbacks: Called at fit and epoch boundaries.
+        callbacks: Called at fit and epoch boundaries (on rank 0, see ``Callback``).
+        dist: This process's place in a torchrun job (``init_distributed``; ``None``: one process on ``cfg.device``).
+        distributed: The job's lr scaling rule and loss normalisation (``None``: the defaults).
     """
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig, callbacks: list[Callback] | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, cfg: TrainConfig, callbacks: list[Callback] | None = None,
+        dist: DistributedContext | None = None, distributed: DistributedConfig | None = None,
+    ) -> None:  # fmt: skip
         assert cfg.imgsz is not None, "resolve imgsz (the weights' training size) before training"
         self.cfg = cfg
-        self.device = torch.device(cfg.device if cfg.device != "0" else "cuda:0")
+        self.dist = dist or DistributedContext(device=torch.device(cfg.device if cfg.device != "0" else "cuda:0"))
+        self.distributed = distributed or DistributedConfig()
+        self.device = self.dist.device
+        self.rate = scaled_lr(cfg.lr0, cfg.batch, self.dist.world_size, self.distributed.lr_scaling,
+                              self.distributed.base_batch, cfg.optimizer)  # fmt: skip
         self.model = _trainable(model.to(self.device))
+        self.train_model: nn.Module = self.model  # the DDP wrapper once ``distribute`` ran
+        self.ddp_kwargs: dict = {}
         self.callbacks = list(callbacks or [])
         self.start_epoch = 0
         self.best_fitness: float | None = None
         self.history: list[dict] = []
         self.stop = False
-        self.val_split = load_split(load_data_yaml(cfg.data), "val", limit=cfg.val_images or None)
+        split = load_split(load_data_yaml(cfg.data), "val", limit=cfg.val_images or None) if self.dist.is_main else None
+        self.val_split = split  # rank 0 validates
         self.criterion = detection_criterion(self.model, cfg.loss)
         self.optimizer = self._optimizer()
         self.scheduler = create_scheduler(self.optimizer, cfg.schedule, cfg.epochs)
-        self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay > 0 and self.dist.is_main else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -175,9 +223,41 @@ class Trainer:
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        for group in groups:  # saved with the optimizer: a resume at another world size rescales from it
+            group[SCALED_LR] = self.rate.lr
         if self.cfg.optimizer == "AdamW":
-            return torch.optim.AdamW(groups, lr=self.cfg.lr0, betas=(self.cfg.momentum, 0.999))
-        return torch.optim.SGD(groups, lr=self.cfg.lr0, momentum=self.cfg.momentum, nesterov=True)
+            return torch.optim.AdamW(groups, lr=self.rate.lr, betas=(self.cfg.momentum, 0.999))
+        return torch.optim.SGD(groups, lr=self.rate.lr, momentum=self.cfg.momentum, nesterov=True)
+
+    def ddp_options(self) -> dict:
+        """``wrap_ddp``'s keyword arguments for this trainer's model (subclasses know more)."""
+        return {}
+
+    def distribute(self) -> None:
+        """Make the (possibly just resumed) model one rank's part of the job; a no-op in spirit for one process.
+
+        Activation LSQ ranges count the whole batch, the model is wrapped in DDP (after the quantizers
+        were placed and calibrated: DDP copies rank 0's parameters and buffers to every rank), the
+        detection loss is normalised over the whole batch, the EMA lives on rank 0 only, and a
+        resumed optimizer saved at another world size (or rule) gets this one's learning rate.
+        """
+        set_lsq_global_batch(self.model, self.dist.world_size)
+        self.ddp_kwargs = self.ddp_options()
+        self.train_model = wrap_ddp(self.model, self.dist, **self.ddp_kwargs)
+        criterion = detection_criterion(self.model, self.cfg.loss)
+        if self.distributed.global_target_norm:
+            criterion = GlobalTargetNormalization(criterion, self.dist)
+        self.criterion = criterion
+        if not self.dist.is_main:
+            self.ema = None
+        saved = self.optimizer.param_groups[0].get(SCALED_LR, self.rate.lr)
+        if saved != self.rate.lr:
+            rescale_lr(self.optimizer, self.scheduler, self.rate.lr / saved)
+            for group in self.optimizer.param_groups:
+                group[SCALED_LR] = self.rate.lr
+            logger.info("Resumed optimizer: lr %.6g (saved) -> %.6g for %s", saved, self.rate.lr, self.rate)
+        if self.dist.is_main:
+            logger.info("%s", self.rate)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -190,20 +270,21 @@ class Trainer:
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Detection loss of one batch; subclasses add terms."""
-        preds = self.model(batch["img"])
+        preds = self.train_model(batch["img"])
         loss, items = self.criterion(preds, batch)
         return loss.sum(), {k: float(v) for k, v in items.items()}
 
     def train_one_epoch(self, loader, epoch: int) -> dict:
-        """One pass over the train loader; returns the mean loss items."""
+        """One pass over this rank's shard; returns the mean loss items (averaged over the ranks)."""
         self.prepare_epoch(epoch)
         totals: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False,
+                   disable=not self.dist.is_main)  # fmt: skip
         for i, batch in enumerate(bar):
             for k, v in self.train_step(batch).items():
                 totals[k] = totals.get(k, 0.0) + v
             bar.set_postfix({k: f"{v / (i + 1):.3f}" for k, v in totals.items()})
-        return {k: v / max(1, len(loader)) for k, v in totals.items()}
+        return average_over_ranks({k: v / max(1, len(loader)) for k, v in totals.items()}, self.dist)
 
     def train_step(self, batch: dict) -> dict:
         """One optimizer step on a loader batch; returns its loss items."""
@@ -212,7 +293,7 @@ class Trainer:
         with torch.autocast(self.device.type, enabled=self.scaler.is_enabled()):
             loss, items = self.compute_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss * backward_scale(self.dist)).backward()  # DDP averages; the shares must add up
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
@@ -228,37 +309,65 @@ class Trainer:
             return evaluate(runner, self.val_split, self.cfg.imgsz)
 
     def fit(self) -> dict:
-        """Train for the remaining epochs; returns the last epoch's metrics."""
-        torch.manual_seed(self.cfg.seed)
+        """Train for the remaining epochs; returns the last epoch's metrics (on every rank)."""
+        torch.manual_seed(self.cfg.seed)  # the same model on every rank (DDP copies rank 0's anyway)
+        random.seed(self.cfg.seed + self.dist.rank)  # ultralytics' augmentations, when workers=0
+        np.random.seed(self.cfg.seed + self.dist.rank)
         if self.device.type == "cpu":
-            torch.set_num_threads(self.cfg.threads or os.cpu_count() or 1)
-        loader = build_train_loader(self.cfg, int(self.model.stride.max()))
-        for cb in self.callbacks:
+            torch.set_num_threads(self.cfg.threads or cpu_threads(self.dist))
+        loader = build_train_loader(self.cfg, int(self.model.stride.max()), self.dist)
+        self.distribute()
+        here = [cb for cb in self.callbacks if self.dist.is_main or cb.every_rank]
+        for cb in here:
             cb.on_fit_start(self)
         metrics: dict = {}
         for epoch in range(self.start_epoch, self.cfg.epochs):
-            for cb in self.callbacks:
+            for cb in here:
                 cb.on_epoch_start(self, epoch)
+            set_epoch(loader, epoch)
             start = time.perf_counter()
             losses = self.train_one_epoch(loader, epoch)
             train_seconds = time.perf_counter() - start
-            result = self.validate()
-            metrics = {"epoch": epoch + 1, **losses, "map50_95": result.map50_95, "map50": result.map50,
-                       "lr": self.optimizer.param_groups[0]["lr"], "train_seconds": train_seconds}  # fmt: skip
+            self._check_ranks_agree(epoch)
+            at = f"epoch {epoch + 1}"
+            metrics = on_main(self.dist, f"the validation of {at}", self._validate_epoch, epoch, losses, train_seconds)
             self.history.append(metrics)
-            logger.info(
-                "epoch %d/%d: mAP50-95 %.4f mAP50 %.4f (train %.0f s)",
-                epoch + 1, self.cfg.epochs, result.map50_95, result.map50, train_seconds,
-            )  # fmt: skip
-            self._step_scheduler(result.map50_95)
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, metrics)
+            self._step_scheduler(metrics["map50_95"])  # every rank: plateau needs the same fitness everywhere
+            ended = on_main(self.dist, f"the callbacks of {at}", self._end_epoch, here, epoch, metrics)
+            self.stop, self.best_fitness = ended
             if self.stop:
                 logger.info("Stopping early after epoch %d", epoch + 1)
                 break
-        for cb in self.callbacks:
+        for cb in here:
             cb.on_fit_end(self)
         return metrics
+
+    def _check_ranks_agree(self, epoch: int) -> None:
+        """Every rank holds rank 0's model after an epoch (weights, statistics, ranges), or the job stops."""
+        if not self.dist.is_distributed:
+            return
+        if self.ddp_kwargs.get("broadcast_buffers", True):
+            copy_buffers_from_main(self.model, self.dist)  # BatchNorm statistics updated per rank
+        differ = differing_tensors(self.model, self.dist)
+        if differ:
+            raise RuntimeError(f"the ranks' models differ after epoch {epoch + 1} (a bug, not your data): {differ[:5]}")
+
+    def _validate_epoch(self, epoch: int, losses: dict, train_seconds: float) -> dict:
+        """Rank 0: validate and log the epoch; returns its metrics."""
+        result = self.validate()
+        metrics = {"epoch": epoch + 1, **losses, "map50_95": result.map50_95, "map50": result.map50,
+                   "lr": self.optimizer.param_groups[0]["lr"], "train_seconds": train_seconds}  # fmt: skip
+        logger.info(
+            "epoch %d/%d: mAP50-95 %.4f mAP50 %.4f (train %.0f s)",
+            epoch + 1, self.cfg.epochs, result.map50_95, result.map50, train_seconds,
+        )  # fmt: skip
+        return metrics
+
+    def _end_epoch(self, callbacks: list[Callback], epoch: int, metrics: dict) -> tuple[bool, float | None]:
+        """Rank 0: the epoch-end callbacks (checkpoints, CSV, early stopping...); returns what every rank needs."""
+        for cb in callbacks:
+            cb.on_epoch_end(self, epoch, metrics)
+        return self.stop, self.best_fitness
 
     def _step_scheduler(self, fitness: float) -> None:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

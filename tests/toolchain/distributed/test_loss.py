@@ -80,13 +80,9 @@ def test_two_ranks_step_like_one_process_of_the_whole_batch(two_ranks_and_one_pr
         assert out["differ_training_bn"] and all("running_" in n for n in out["differ_training_bn"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="quantizer.py: TensorQuantizer._learnable must count the whole batch's elements, "
-    "numel = x.numel() * getattr(self, 'global_batch_factor', 1) / ...; today a rank's activation LSQ "
-    "gradient is sqrt(world_size) times the whole batch's",
-)
 def test_activation_ranges_learn_like_one_process(two_ranks_and_one_process):
+    """LSQ scales an activation range's gradient by 1/sqrt(N * qmax), N counting the batch: each rank
+    counts the whole batch (``set_lsq_global_batch``), else its gradient is sqrt(2) times the reference's."""
     ranks, ref = two_ranks_and_one_process
     names = [n for n in ref["grads"] if is_activation_lsq(n)]
     assert names

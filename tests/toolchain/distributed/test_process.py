@@ -47,7 +47,7 @@ def torchrun_env(monkeypatch):
     ("field", "value"), [("backend", "mpi"), ("lr_scaling", "cubic"), ("timeout_s", 0), ("base_batch", -1)]
 )
 def test_config_names_the_bad_field(field, value):
-    with pytest.raises(ToolchainError, match=rf"distributed: {field} .*{value}"):
+    with pytest.raises(ToolchainError, match=rf"^{field}: expected .*{value}"):
         DistributedConfig(**{field: value})
 
 
