@@ -1,11 +1,11 @@
-"""Subcommands for data: ``data`` (the synthetic set) and ``check-data``."""
+"""Subcommands for data: ``data`` (the synthetic set), ``check-data`` and ``split-data`` (a test split out of val)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from toolchain.config.fields import ExistingPath, Writable, check_fields
+from toolchain.config.fields import ExistingPath, Range, Writable, check_fields
 from toolchain.config.flags import Command
 from toolchain.data.synthetic import SyntheticConfig
 
@@ -60,6 +60,33 @@ def _check(cfg: CheckDataConfig) -> None:
         print(load_split(spec, split, strict=cfg.strict).summary())
 
 
+@dataclass(frozen=True)
+class SplitDataConfig:
+    """``toolchain split-data``: carve a test split out of a data.yaml's val split, seeded and by image,
+    into a new data.yaml whose val and test are lists of the original images (nothing is moved).
+
+    Attributes:
+        data: The data.yaml (with a val split and no test split).
+        out: The new data.yaml; its val and test image lists are written beside it (<stem>.val.txt, <stem>.test.txt).
+        test_fraction: Share of the val images that go to test.
+        seed: Seed of the draw: the same data, fraction and seed give the same split.
+    """
+
+    data: ExistingPath
+    out: Annotated[str, Writable((".yaml", ".yml"))]
+    test_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _split(cfg: SplitDataConfig) -> None:
+    from toolchain.data.split import carve_test_split
+
+    print(carve_test_split(cfg.data, cfg.out, cfg.test_fraction, cfg.seed).summary())
+
+
 SYNTHETIC_FLAGS = {
     f"--{flag}": f"synthetic.{key}"
     for flag, key in [("train", "n_train"), ("val", "n_val"), ("imgsz", "imgsz"), ("seed", "seed"),
@@ -69,4 +96,5 @@ SYNTHETIC_FLAGS = {
 COMMANDS = [
     Command("data", DataConfig, _data, "generate the synthetic traffic-sign dataset", SYNTHETIC_FLAGS),
     Command("check-data", CheckDataConfig, _check, "check a data.yaml's images and labels and print a summary"),
+    Command("split-data", SplitDataConfig, _split, "carve a test split out of val (seeded, by image): a new data.yaml"),
 ]

@@ -22,12 +22,9 @@ from typing import Annotated
 
 import torch
 
-from deploy.dataset import load_data_yaml, load_split
 from deploy.errors import ToolchainError, UsageError
-from deploy.evaluate import EvalResult, evaluate
 from deploy.fileio import atomic_path, write_json
 from deploy.qdq_check import check_qdq
-from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from toolchain.config.fields import ExistingPath, FieldError, NonNegativeInt, PositiveInt, Writable, check_fields
 from toolchain.config.files import record, write_record
 from toolchain.config.tree import replace
@@ -48,6 +45,7 @@ from toolchain.training.callbacks import (
     ResultsCSV,
     TensorBoardLogger,
 )
+from toolchain.training.qat_report import accuracy_report
 from toolchain.training.qat_trainer import QATConfig, QATTrainer
 from toolchain.training.trainer import TrainConfig
 
@@ -113,28 +111,6 @@ def _callbacks(cfg: QATJobConfig, config: dict) -> list:
     if cfg.patience:
         callbacks.append(EarlyStopping(cfg.patience))
     return callbacks
-
-
-def evaluate_onnx(paths: dict[str, Path], data: str) -> dict[str, EvalResult]:
-    """mAP of each ONNX through ONNX Runtime (the reference for Q/DQ arithmetic) on the val split."""
-    split = load_split(load_data_yaml(data), "val")
-    out = {}
-    for name, path in paths.items():
-        with OnnxRuntimeRunner(path) as runner:
-            out[name] = evaluate(runner, split)
-    return out
-
-
-def table(results: dict[str, EvalResult]) -> str:
-    """Markdown table: mAP50-95, mAP50, small-object AP and per-class AP50-95 of each model."""
-    names = list(next(iter(results.values())).per_class)
-    head = "| model | mAP50-95 | mAP50 | AP small | " + " | ".join(names) + " |"
-    rows = [head, "|" + "---|" * (4 + len(names))]
-    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    for model, r in results.items():
-        cells = [fmt(r.map50_95), fmt(r.map50), fmt(r.ap_small)] + [fmt(r.per_class[n]) for n in names]
-        rows.append(f"| {model} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
 
 
 def _calibrated_student(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict, ctx: DistributedContext):
@@ -225,16 +201,16 @@ def _report(cfg: QATJobConfig, trainer: QATTrainer, config: dict, start: float) 
                                {**cfg.quant.to_dict(), "qat": config["qat"]}, config)  # fmt: skip
     checked = _check_tensorrt_rules(qat_onnx, cfg.quant)
     paths = {"FP32": run / "fp32.onnx", "PTQ INT8": run / "ptq.int8.onnx", "QAT INT8": qat_onnx}
-    results = evaluate_onnx(paths, cfg.train.data)
+    accuracy = accuracy_report(paths, cfg.train.data)  # on test when data.yaml has one: best.pt was picked on val
     epochs = [h["train_seconds"] for h in trainer.history]
     report = {
         "weights": cfg.weights, "data": cfg.train.data, "imgsz": imgsz, "epochs": len(trainer.history),
         "minutes": (time.perf_counter() - start) / 60, "mean_epoch_seconds": sum(epochs) / max(1, len(epochs)),
-        "check_qdq": checked, "results": {k: v.to_dict() for k, v in results.items()},
-        "distributed": _distributed_summary(trainer), "config": config,
+        "check_qdq": checked, "results": {k: v.to_dict() for k, v in accuracy.results.items()},
+        **accuracy.to_dict(), "distributed": _distributed_summary(trainer), "config": config,
     }  # fmt: skip
     write_json(run / "report.json", report)
-    markdown = table(results)
+    markdown = accuracy.markdown()
     with atomic_path(run / "report.md") as tmp:
         tmp.write_text(markdown + "\n")
     print(markdown)
