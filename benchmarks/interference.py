@@ -29,34 +29,9 @@ from benchmarks.agreement import pair_rows
 from benchmarks.measure import InProcess, Row, RowProcess
 from deploy.errors import ToolchainError, report_errors
 from deploy.fileio import write_json
-from deploy.runtime.base import Runner
+from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
 CASES = ("alone", "B idle", "interleaved", "B in own process", "after B: 1st", "2nd", "3rd", "4th-10th", "alone again")
-
-
-class NoSpinOnnxRuntime(Runner):
-    """ONNX Runtime on the CPU with intra-op threads that sleep as soon as a run ends."""
-
-    name = "onnxruntime-nospin"
-
-    def __init__(self, path: str, threads: int | None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0]
-
-    @property
-    def input_shape(self) -> tuple[int | None, int, int, int]:
-        return tuple(d if isinstance(d, int) else None for d in self._input.shape)  # type: ignore[return-value]
-
-    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self._session.run(None, {self._input.name: batch})
-
-    def close(self) -> None:
-        self._session = None
 
 
 def interleave(a: InProcess, b, runs: int) -> list[float]:
@@ -110,7 +85,7 @@ def _run(a: argparse.Namespace) -> None:
                 continue
             results[name] = study(timer, lambda row=row: row.open(a.threads), row, a.threads, a.runs, a.warmup)
             if row.backend == "onnxruntime":
-                no_spin = lambda row=row: NoSpinOnnxRuntime(row.model, a.threads)  # noqa: E731
+                no_spin = lambda row=row: OnnxRuntimeRunner(row.model, threads=a.threads, spinning=False)  # noqa: E731
                 results[f"{name}, not spinning"] = study(timer, no_spin, None, a.threads, a.runs, a.warmup)
     print(f"p50 ms of {a.target} ({a.threads} threads, {a.runs} runs per case) beside each row B:")
     print("| B | " + " | ".join(CASES) + " |\n|" + "---|" * (len(CASES) + 1))

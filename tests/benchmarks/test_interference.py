@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
-from benchmarks.interference import CASES, NoSpinOnnxRuntime, after_block, interleave, study
+from benchmarks.interference import CASES, after_block, interleave, study
 from benchmarks.measure import InProcess
 
 
@@ -35,7 +33,7 @@ class _Neighbour:
 
 class _Victim(_Neighbour):
     def infer(self, batch):
-        time.sleep(0.004 if time.perf_counter() < self.machine.busy_until else 0.002)
+        time.sleep(0.02 if time.perf_counter() < self.machine.busy_until else 0.002)  # wide apart: sleeps overshoot under load
         return [batch]
 
 
@@ -44,8 +42,8 @@ def test_study_finds_a_neighbour_that_slows_the_next_runs():
     victim = InProcess(_Victim(machine))
     out = study(victim, lambda: _Neighbour(machine), None, threads=1, runs=6, warmup=0)
     assert set(out) == set(CASES) - {"B in own process"}
-    assert out["alone"] < 3.5 and out["B idle"] < 3.5 and out["alone again"] < 3.5
-    assert out["interleaved"] >= 4 and out["after B: 1st"] >= 4
+    assert out["alone"] < 12 and out["B idle"] < 12 and out["alone again"] < 12
+    assert out["interleaved"] >= 20 and out["after B: 1st"] >= 20
 
 
 def test_interleave_and_after_block_count_runs():
@@ -54,12 +52,3 @@ def test_interleave_and_after_block_count_runs():
     assert len(interleave(victim, neighbour, 5)) == 5
     positions = after_block(victim, neighbour, repeats=2, length=4)
     assert list(positions) == ["after B: 1st", "2nd", "3rd", "4th-10th"] and positions["after B: 1st"] >= 4
-
-
-def test_onnxruntime_without_spinning_runs_the_model(tiny_pair):
-    fp32, _ = tiny_pair
-    runner = NoSpinOnnxRuntime(str(fp32), 2)
-    assert runner._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert runner.input_shape == (None, 3, 32, 32)
-    assert runner.infer(np.zeros((2, 3, 32, 32), np.float32))[0].shape == (2, 4, 32, 32)
-    runner.close()
