@@ -73,7 +73,7 @@ class SplitDataConfig:
     """
 
     data: ExistingPath
-    out: Annotated[str, Writable((".yaml", ".yml"))]
+    out: Annotated[str, Writable((".yaml", ".yml"))] = "data/split/data.yaml"
     test_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.5
     seed: int = 0
 
