@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import logging
 import os
 import re
@@ -259,6 +260,11 @@ def on_main(ctx: DistributedContext, stage: str, fn: Callable[..., T], *args: An
 
 
 def shutdown(ctx: DistributedContext) -> None:
-    """Leave the process group (nothing to do in a one-process run)."""
+    """Leave the process group (nothing to do in a one-process run).
+
+    Garbage is collected first: a DDP wrapper kept alive by a reference cycle (its trainer) must drop its
+    reducer while the group exists, not during interpreter exit, where gloo's threads can abort the process.
+    """
     if ctx.is_distributed and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()

@@ -85,6 +85,11 @@ def test_cuda_without_a_gpu_says_to_use_gloo(torchrun_env):
         init_distributed(DistributedConfig(backend="nccl"), "cpu")
 
 
+def test_one_process_refuses_the_settings_many_would(torchrun_env):
+    with pytest.raises(ToolchainError, match="backend nccl needs --device cuda"):
+        init_distributed(DistributedConfig(backend="nccl"), "cpu")  # no WORLD_SIZE: one process, same answer
+
+
 def test_a_lost_peer_becomes_a_rank_lost_error_and_our_own_bugs_do_not():
     gloo = "[../gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:38078: Connection reset by peer."
     with pytest.raises(RankLostError, match=r"^rank 1 of 2: QAT step 7 stopped: another rank died .* within 5 s"):
