@@ -6,10 +6,14 @@ What must agree and how closely (measured on the road-signs problem below, 2-cor
 - the FP32 and PTQ INT8 rows of the report: exactly (rank 0 calibrates once, in batches of the
   effective batch, as the one process does; the others receive its ranges);
 - the epoch losses in ``results.csv``: 1e-5 relative (measured 1e-7);
-- every tensor of ``last.pt``: ``||w_2 - w_1|| <= 1e-3 * ||w_1 - w_ptq||``, i.e. the two runs differ by
-  a thousandth of how far training moved the weights (measured: 5e-5 for the worst tensor, 9e-6 overall);
-  tensors that training does not move (frozen BatchNorm statistics, calibrated ranges) bit-identical;
+- every tensor of ``last.pt``: ``||w_2 - w_1|| <= 1e-3 * ||w_1 - w_ptq|| + 1e-6 * ||w_1||``, i.e. the
+  two runs differ by a thousandth of how far training moved the weights, plus float32 rounding
+  (measured: 7e-6 of the movement overall; the worst tensor, barely moved, 9e-10 apart); tensors that
+  training does not move (frozen BatchNorm statistics, calibrated ranges) bit-identical;
 - QAT INT8 mAP50-95 and each epoch's validation mAP50-95: within 0.002 (measured: equal).
+
+SGD runs without gradient clipping: clipping rescales the gradient to a fixed norm, so it hid a
+planted wrong gradient scale (``backward_scale`` returning 1 passed with clipping, fails without).
 
 Why not exactly equal: the two-process step is the one-process step in exact arithmetic (the gradient
 test, ``test_loss.py``), not in float32. A rank convolves 4 images where the one process convolves 8,
