@@ -135,6 +135,13 @@ def check_data_run(tmp_path_factory, tiny_dataset) -> CommandRun:
 
 
 @pytest.fixture(scope="session")
+def split_data_run(tmp_path_factory, tiny_dataset) -> CommandRun:
+    folder = tmp_path_factory.mktemp("split_data_run")
+    return run_cli(["split-data", "--data", tiny_dataset, "--out", folder / "data.yaml",
+                    "--test-fraction", 0.5, "--seed", 1], folder)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def export_run(tmp_path_factory, tiny_checkpoint) -> CommandRun:
     folder = tmp_path_factory.mktemp("export_run")
     return run_cli(["export", "--weights", tiny_checkpoint, "--out", folder / "m.onnx", "--opset", 17], folder)
