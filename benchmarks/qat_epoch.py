@@ -5,11 +5,12 @@
    our quantizers, calibrated on a few batches. Data loading is done up front and excluded from both,
    so the ratio is the cost of fake quantization itself.
 2. The QAT step as one rank of a job of ``W`` processes (gloo on this CPU, each process given
-   ``cores / W`` threads, ``--batch`` images each, DDP and the whole-batch loss normaliser as in
-   ``toolchain qat`` under torchrun), for each ``W`` of ``--world-sizes``, one after the other in
-   one run: seconds per image, speed-up and efficiency against ``W = 1``. On a CPU the processes
-   share the cores one process had alone, so this measures the overhead of data parallelism, not a
-   speed-up (that needs a device per process).
+   ``cores / W`` threads or ``--threads``, ``--batch`` images each, DDP and the whole-batch loss
+   normaliser as in ``toolchain qat`` under torchrun), for each ``W`` of ``--world-sizes``, one after
+   the other in one run: seconds per image, speed-up and efficiency against the first ``W``. When the
+   processes share the cores one process had alone, this measures the overhead of data parallelism,
+   not a speed-up (that needs a device per process); ``--threads 1`` gives each process a core of
+   its own, the nearest a CPU comes to one device per process.
 
 Example:
     $ python -m benchmarks.qat_epoch --weights ../shared/models/road-signs-yolov8n-384.pt \
@@ -46,18 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--imgsz", type=int, help="default: the size the weights were trained at")
     parser.add_argument("--batch", type=int, help="default: TrainConfig's")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps of each")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps of each (0: skip FP32 against QAT)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--world-sizes", type=int, nargs="*", default=[1, 2],
                         help="processes of the QAT step per image measurement (none: skip it)")  # fmt: skip
     parser.add_argument("--world-steps", type=int, default=6, help="timed steps at each world size")
+    parser.add_argument("--threads", type=int, default=0, help="threads per process at each world size (0: cores / W)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     return report_errors(_run, args)
 
 
 def _run(args: argparse.Namespace) -> None:
-    _measure(args)
+    if args.steps:
+        _measure(args)
     if args.world_sizes:
         _measure_world_sizes(args)
 
@@ -107,7 +110,7 @@ def _qat_steps_as_rank(rank: int, world: int, port: int, args: argparse.Namespac
     logging.basicConfig(level=logging.WARNING)
     ctx = init_distributed(DistributedConfig(timeout_s=600), "cpu")
     try:
-        torch.set_num_threads(cpu_threads(ctx))
+        torch.set_num_threads(args.threads or cpu_threads(ctx))
         fp32, imgsz = load_model_at(args.weights, args.imgsz)
         cfg = TrainConfig(data=args.data, imgsz=imgsz, workers=0, **({"batch": args.batch} if args.batch else {}))
         qat, _ = ptq(fp32, QuantConfig(), calibration_batches(args.data, imgsz, 2 * cfg.batch, cfg.batch))
@@ -143,7 +146,7 @@ def _measure_world_sizes(args: argparse.Namespace) -> None:
         rows.append(results.get())
     base = rows[0]["step"] / (rows[0]["world"] * rows[0]["batch"])
     print(f"\nQAT step per image, batch {rows[0]['batch']} per process at {rows[0]['imgsz']} px, gloo, "
-          f"{os.cpu_count()} CPU cores shared by the processes, {args.world_steps} timed steps each:")  # fmt: skip
+          f"{os.cpu_count()} CPU cores, {args.world_steps} timed steps each:")  # fmt: skip
     print("  processes  threads/process  step median (min-max)     per image  speed-up  efficiency")
     for r in rows:
         per_image = r["step"] / (r["world"] * r["batch"])
@@ -152,9 +155,13 @@ def _measure_world_sizes(args: argparse.Namespace) -> None:
         print(f"  {r['world']:>9}  {r['threads']:>15}  {r['step']:6.2f} s ({r['min']:.2f}-{r['max']:.2f})"
               f"  {per_image:9.3f} s  {speedup:8.2f}  {efficiency:10.2f}")  # fmt: skip
     print("Speed-up: seconds per image at the first world size over this one's; efficiency: speed-up per process.")
-    print("On a CPU the processes split the cores one process had alone: the ideal here is speed-up 1,")
-    print("so this measures the overhead of data parallelism (all-reduce, loss normaliser, thread split),")
-    print("not a speed-up; with one GPU per process the ideal is speed-up = processes, efficiency 1.")
+    if not args.threads:
+        print("The processes split the cores one process had alone: the ideal here is speed-up 1, so this")
+        print("measures the overhead of data parallelism (all-reduce, loss normaliser, thread split), not a")
+        print("speed-up; with one GPU per process the ideal is speed-up = processes, efficiency 1.")
+    else:
+        print(f"Each process has {args.threads} thread(s): with a core each, the ideal is efficiency 1; on a")
+        print("shared or loaded machine the processes also compete with each other and with other work.")
 
 
 if __name__ == "__main__":
