@@ -34,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from deploy.dataset import Split
+from deploy.evaluate import EvalResult
 from deploy.qdq_check import graph_constants
 from toolchain.export.onnx import export_form
 from toolchain.quantization.ptq import quantizers
@@ -201,15 +202,23 @@ def _decoded(out) -> np.ndarray:
     return (out[0] if isinstance(out, (tuple, list)) else out).float().numpy()
 
 
-def map_onnx_and_torch(model: torch.nn.Module, onnx_path: str | Path, split: Split) -> tuple[float, float]:
-    """mAP50-95 on ``split`` of the QDQ ONNX on ONNX Runtime and of the fake-quant model in PyTorch."""
+def evaluate_onnx_and_torch(
+    model: torch.nn.Module, onnx_path: str | Path, split: Split
+) -> tuple[EvalResult, EvalResult]:
+    """COCO results on ``split`` of the QDQ ONNX on ONNX Runtime and of the fake-quant model in PyTorch."""
     from deploy.evaluate import evaluate
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
     from toolchain.models.torch_runner import TorchRunner
 
     with OnnxRuntimeRunner(onnx_path) as onnx_runner:
         with TorchRunner(export_form(model), onnx_runner.input_shape[2]) as torch_runner:
-            return evaluate(onnx_runner, split).map50_95, evaluate(torch_runner, split).map50_95
+            return evaluate(onnx_runner, split), evaluate(torch_runner, split)
+
+
+def map_onnx_and_torch(model: torch.nn.Module, onnx_path: str | Path, split: Split) -> tuple[float, float]:
+    """mAP50-95 on ``split`` of the QDQ ONNX on ONNX Runtime and of the fake-quant model in PyTorch."""
+    onnx_result, torch_result = evaluate_onnx_and_torch(model, onnx_path, split)
+    return onnx_result.map50_95, torch_result.map50_95
 
 
 @torch.inference_mode()
