@@ -175,14 +175,23 @@ def check_output_folder(folder: str | Path, flag: str, target: str | Path | None
         raise ToolchainError(f"{flag} {target}: folder {folder} does not exist; create it or choose another path")
     if not folder.is_dir():
         raise ToolchainError(f"{flag} {target}: {folder} is not a folder; choose another path")
+    problem = write_problem(folder)
+    if problem:
+        raise ToolchainError(f"{flag} {target}: cannot write in {folder} ({problem}); choose a writable folder")
+    return folder
+
+
+def write_problem(folder: str | Path) -> str | None:
+    """Why a file cannot be created in the existing ``folder`` (``None`` when it can).
+
+    Probed by creating and removing a temporary file, which also catches read-only mounts and, unlike
+    ``os.access``, holds for root.
+    """
     try:
         with tempfile.TemporaryFile(dir=folder):
-            pass
+            return None
     except OSError as exc:
-        raise ToolchainError(
-            f"{flag} {target}: cannot write in {folder} ({exc.strerror}); choose a writable folder"
-        ) from exc
-    return folder
+        return exc.strerror or str(exc)
 
 
 def check_distinct_paths(outputs: Mapping | Iterable[tuple[str, str | Path | None]], inputs: Mapping) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import re
 import types
 import typing
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from deploy.errors import UsageError
+from deploy.fileio import write_problem
 
 
 class FieldError(UsageError):
@@ -317,8 +317,9 @@ def _check_writable(c: Writable, value: str, key: str) -> None:
         folder = folder.parent
     if not folder.is_dir():
         raise FieldError(key, f"cannot write {value}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise FieldError(key, f"cannot write {value}: the folder {folder} is not writable")
+    problem = write_problem(folder)
+    if problem:
+        raise FieldError(key, f"cannot write {value}: the folder {folder} is not writable ({problem})")
 
 
 def from_text(hint: Any, text: str, key: str) -> Any:
