@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from deploy.runtime.openvino import LayerTime, OpenVINORunner
@@ -47,7 +49,8 @@ def layer_profile(
     model: str, precision: str = "f32", threads: int | None = None, concat_workaround: str = "maximum",
     runs: int = 20, warmup: int = 5,
 ) -> dict:  # fmt: skip
-    """Per-group times of ``model`` at batch 1, the counters' total, and how many convolutions run in each precision."""
+    """Per-group times of ``model`` at batch 1, the counters' total, and how many convolutions run in each
+    precision and with each kernel (``brgconv_avx512_amx_i8``: AMX tiles; ``..._avx512_bf16``: AVX-512 BF16)."""
     with OpenVINORunner(model, precision, threads, concat_workaround=concat_workaround, perf_count=True) as runner:
         shape = runner.input_shape
         x = np.random.default_rng(0).random((1, *shape[1:]), dtype=np.float32)
@@ -58,8 +61,10 @@ def layer_profile(
             runner.infer(x)
             samples.append(runner.layer_times())
         groups = group_times(samples)
+        kernels = Counter(t.exec_type for t in samples[-1] if t.node_type == "Convolution")
         return {"groups": groups, "total_ms": sum(g["ms"] for g in groups.values()),
-                "convs": dict(runner.conv_precisions()), "patched": runner.patched}  # fmt: skip
+                "convs": dict(runner.conv_precisions()), "conv_kernels": dict(kernels),
+                "patched": runner.patched}  # fmt: skip
 
 
 def markdown(profiles: dict[str, dict]) -> list[str]:
@@ -70,6 +75,7 @@ def markdown(profiles: dict[str, dict]) -> list[str]:
         cells = [f"{p['groups'][g]['ms']:.2f} ({p['groups'][g]['nodes']})" for p in profiles.values()]
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
     lines.append("| total (counters) | " + " | ".join(f"{p['total_ms']:.2f}" for p in profiles.values()) + " |")
-    lines.append("| convs by precision | " + " | ".join(
-        ", ".join(f"{k} {v}" for k, v in sorted(p["convs"].items())) for p in profiles.values()) + " |")  # fmt: skip
+    for row, key in (("convs by precision", "convs"), ("convs by kernel", "conv_kernels")):
+        cells = [", ".join(f"{k} {v}" for k, v in sorted(p.get(key, {}).items())) for p in profiles.values()]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return lines

@@ -9,6 +9,10 @@ counters, and images/s with the THROUGHPUT hint at batch 1 and ``--max-batch``. 
 INT8 variant is checked against ONNX Runtime on the val split (raw outputs, and mAP with a paired
 bootstrap interval); the verdict compares the fastest exact INT8 variant with FP32 on bf16.
 
+``--isa`` caps the instruction set oneDNN (OpenVINO's CPU kernels) may use, for the whole run and
+every probe process (``ONEDNN_MAX_CPU_ISA``): ``AVX512_CORE_BF16`` on a CPU with AMX measures what a
+CPU with AVX-512 VNNI and BF16 but no AMX tiles would get (INT8 by VNNI, bf16 by ``vdpbf16ps``).
+
 Example:
     $ python -m benchmarks.openvino_int8 --fp32 runs/ptq/best.onnx --int8 runs/ptq/best.int8.onnx --data D
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +37,8 @@ from deploy.fileio import atomic_path, write_json
 from deploy.runtime.openvino import CONCAT_WORKAROUNDS, PRECISIONS
 
 logger = logging.getLogger("openvino_int8")
+ISAS = ("AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX")
+"""oneDNN's names for the instruction-set caps (``ONEDNN_MAX_CPU_ISA``) worth comparing for INT8 and bf16."""
 
 
 def variants(a: argparse.Namespace) -> dict[str, ProbeConfig]:
@@ -101,7 +108,8 @@ def verdict(latency: dict[str, dict], exact: dict[str, dict] | None) -> dict:
 def markdown(report: dict) -> str:
     """Latency, verdict, exactness, throughput and per-layer tables."""
     lat, ex, tp, v = report["latency_ms"], report.get("exactness"), report["throughput"], report["verdict"]
-    lines = [f"# OpenVINO INT8 against float: {report['cpu']}, OpenVINO {report['openvino']}", "",
+    lines = [f"# OpenVINO INT8 against float: {report['cpu']} (instructions: {report.get('isa', 'all')}), "
+             f"OpenVINO {report['openvino']}", "",
              f"Input {report['input']}, {report['threads']} threads; batch-1 latency, each variant in its own "
              "process, blocks rotated (p50, p10-p90); other processes used "
              f"{report.get('other_cpu_share', float('nan')):.0%} of the CPU time meanwhile.", "",
@@ -131,6 +139,11 @@ def markdown(report: dict) -> str:
 def _run(a: argparse.Namespace) -> None:
     from benchmarks.suite import cpu_name
 
+    if a.isa:
+        if "openvino" in sys.modules:  # oneDNN reads the cap once, when the library first looks at the CPU
+            raise ToolchainError("--isa: OpenVINO was loaded before the cap could be set")
+        os.environ["ONEDNN_MAX_CPU_ISA"] = a.isa  # inherited by every probe process
+
     for path in (a.fp32, *a.int8):
         if not Path(path).is_file():
             raise ToolchainError(f"{path}: model not found")
@@ -148,7 +161,8 @@ def _run(a: argparse.Namespace) -> None:
 
     with configs[f"fp32/{a.precisions[0]}"].open() as runner:
         shape = list(runner.input_shape)
-    report = {"cpu": cpu_name(), "openvino": openvino.__version__.split("-")[0], "threads": a.threads,
+    report = {"cpu": cpu_name(), "isa": a.isa or "all the CPU has", "openvino": openvino.__version__.split("-")[0],
+              "threads": a.threads,
               "input": shape, "max_batch": a.max_batch, **load,
               "latency_ms": latency, "verdict": verdict(latency, exact), "exactness": exact,
               "throughput": time_throughput(configs, a.max_batch),
@@ -174,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch", type=int, default=8, help="THROUGHPUT-hint batch for dynamic-batch models")
     p.add_argument("--data", default=None, help="data.yaml: check every INT8 variant against ONNX Runtime on val")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the mAP intervals")
+    p.add_argument("--isa", choices=ISAS, help="cap oneDNN's instruction set (ONEDNN_MAX_CPU_ISA), e.g. "
+                   "AVX512_CORE_BF16: no AMX tiles; default: all the CPU has")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/openvino_int8"), help="report folder")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     return report_errors(_run, p.parse_args(argv))

@@ -41,4 +41,13 @@ def test_profile_of_a_compiled_int8_model(tiny_pair):
     assert profile["total_ms"] == pytest.approx(sum(g["ms"] for g in profile["groups"].values()))
     table = markdown({"int8": profile, "again": profile})
     assert table[1].count("---") == table[0].count("|") - 1 == 3
-    assert table[-1].startswith("| convs by precision |")
+    assert table[-2].startswith("| convs by precision |")
+    assert sum(profile["conv_kernels"].values()) == 2 and all(
+        k.lower().endswith(("i8", "u8")) for k in profile["conv_kernels"]
+    )
+    assert (
+        table[-1]
+        == "| convs by kernel | "
+        + " | ".join([", ".join(f"{k} {v}" for k, v in sorted(profile["conv_kernels"].items()))] * 2)
+        + " |"
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -34,3 +36,26 @@ def test_a_run_on_a_tiny_pair_writes_every_table(tiny_pair, tmp_path, capsys):
     assert report["layers"]["int8/f32/requantize"]["patched"] == 1 and "Per-layer counters" in text
     assert "(goal 1.5x)" in (tmp_path / "report.md").read_text()
     assert main([*argv[:4], "--workarounds", "skip", "--out", str(tmp_path)]) == 1
+
+
+def test_isa_caps_the_kernels_of_every_row_and_the_layer_counters(tiny_pair, tmp_path):
+    """--isa AVX512_CORE: every probe process and the in-process layer profile run without AMX tiles
+    or VNNI (their kernel names say so); the report names the cap."""
+    pytest.importorskip("openvino")
+    fp32, int8 = tiny_pair
+    argv = [sys.executable, "-m", "benchmarks.openvino_int8", "--fp32", fp32, "--int8", int8, "--precisions", "f32",
+            "--workarounds", "none", "--threads", "1", "--runs", "4", "--max-batch", "2", "--isa", "AVX512_CORE",
+            "--out", tmp_path]  # fmt: skip
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["isa"] == "AVX512_CORE" and "(instructions: AVX512_CORE)" in (tmp_path / "report.md").read_text()
+    kernels = {k for v in report["layers"].values() for k in v["conv_kernels"]}
+    assert kernels and not any("amx" in k.lower() or "vnni" in k.lower() for k in kernels), kernels
+
+
+def test_isa_refused_once_openvino_is_loaded(tiny_pair, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "openvino", object())
+    fp32, int8 = tiny_pair
+    code = main(["--fp32", str(fp32), "--int8", str(int8), "--isa", "AVX512_CORE", "--out", str(tmp_path)])
+    assert code == 1 and "--isa: OpenVINO was loaded before the cap could be set" in capsys.readouterr().err
