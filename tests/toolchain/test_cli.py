@@ -56,6 +56,7 @@ BAD_CONFIGS = [
     ("qat", "train:\n  ema_decay: 1.5\n", "train.ema_decay", "in [0, 1), got 1.5"),
     ("qat", "train:\n  epoch: 3\n", "train.epoch", "unknown key; allowed here: ['data', 'imgsz', 'epochs'"),
     ("qat", "train: 5\n", "train", "expected a mapping, got 5"),
+    ("qat", "train:\n  augment: {blur: 1}\n", "train.augment['blur']", "not an augmentation setting"),
     ("qat", "quant:\n  target: generic\n  input: {num_bits: 4, calibrator: max}\n", "quant.input.num_bits",
      "ONNX Q/DQ export needs 8"),
     ("qat", "quant:\n  input: {symmetric: false}\n", "quant.input.symmetric", "TensorRT takes only symmetric int8"),
@@ -92,6 +93,10 @@ BAD_FLAGS = [
     (["baseline", "--epochs", "0"], "--epochs 0: expected an integer >= 1"),
     (["baseline", "--model", "missing.pt"], "--model missing.pt: missing.pt: weights not found"),
     (["data", "--train", "0"], "synthetic"),
+    (["qat", "--augment", "{fliplr:0}"], "train.augment['fliplr:0']: not an augmentation setting; expected one of"),
+    (["qat", "--augment", "{fliplr: 2}"], "train.augment['fliplr']: 'fliplr=2' is an invalid value"),
+    (["qat", "--augment", "{hsv_h: x}"], "train.augment['hsv_h']: 'hsv_h=x' is of invalid type str"),
+    (["qat", "--augment", "{mosaic: 0.5}"], "mosaic is a setting of its own: use --mosaic"),
 ]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from deploy.evaluate import EvalResult, evaluate
 from toolchain.config.fields import (
     Decay,
     ExistingPath,
+    FieldError,
     Fraction,
     ImageSize,
     NonNegativeFloat,
@@ -108,6 +109,34 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_augment(self.__dict__["augment"])
+
+
+AUGMENTATIONS = ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective", "flipud",
+                 "fliplr", "bgr", "mixup", "cutmix", "copy_paste", "copy_paste_mode", "auto_augment",
+                 "erasing")  # fmt: skip
+"""ultralytics' augmentation settings ``augment`` may override (mosaic has a field of its own)."""
+
+
+def check_augment(augment: dict) -> None:
+    """Every key of ``augment`` is one of ``AUGMENTATIONS`` and its value one ultralytics accepts.
+
+    Raises:
+        FieldError: Naming ``augment[key]``, and the keys allowed or the value expected.
+    """
+    from ultralytics.cfg import check_cfg
+
+    for key, value in augment.items():
+        where = f"augment[{key!r}]"
+        if key == "mosaic":
+            raise FieldError(where, "mosaic is a setting of its own: use --mosaic (train.mosaic)")
+        if key not in AUGMENTATIONS:
+            hint = " (YAML needs a space after the colon: {fliplr: 0})" if ":" in str(key) else ""
+            raise FieldError(where, f"not an augmentation setting; expected one of {', '.join(AUGMENTATIONS)}{hint}")
+        try:
+            check_cfg({key: value})
+        except (TypeError, ValueError) as exc:
+            raise FieldError(where, str(exc)) from None
 
 
 class ModelEMA:
