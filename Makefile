@@ -51,7 +51,12 @@ help:
 docker-gpu:
 	docker build -f docker/Dockerfile.gpu -t yolo-trt-qat:gpu .
 
+# The JetPack versions docker/Dockerfile.jetson has a stage for (FROM ... AS jetpack<version>).
+JETPACKS = $(patsubst jetpack%,%,$(shell sed -n 's/^FROM .* AS \(jetpack[0-9.]*\)$$/\1/p' docker/Dockerfile.jetson))
+
 docker-jetson:
+	@$(if $(filter $(JETPACK),$(JETPACKS)),true,echo "make docker-jetson: JETPACK=$(JETPACK) is not a JetPack" \
+		"docker/Dockerfile.jetson builds for; one of: $(JETPACKS) (the JetPack flashed on the device)" >&2; exit 2)
 	docker build -f docker/Dockerfile.jetson --build-arg JETPACK=$(JETPACK) -t yolo-trt-qat:jetson-jp$(JETPACK) .
 
 setup: $(VENV)/.installed

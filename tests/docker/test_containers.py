@@ -124,6 +124,27 @@ def test_jetson_default_and_runtime_stage_follow_the_build_arg():
     assert '"cuda-python==${CUDA_PYTHON_VERSION}"' in " ".join(r for k, r in instructions("Dockerfile.jetson"))
 
 
+@pytest.mark.parametrize("jetpack", ["7", "6.3", "jetpack6", ""])
+def test_make_docker_jetson_refuses_a_jetpack_without_a_stage_before_docker(jetpack):
+    done = subprocess.run(["make", "-s", "docker-jetson", f"JETPACK={jetpack}"], cwd=REPO,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "docker build" not in done.stdout + done.stderr
+    line = done.stderr.splitlines()[0]
+    assert line.startswith(
+        f"make docker-jetson: JETPACK={jetpack} is not a JetPack docker/Dockerfile.jetson builds for"
+    )
+    assert "one of: 5 5.1 6.0 6.1 6 6.2" in line
+
+
+@pytest.mark.parametrize("jetpack", ["5", "5.1", "6.0", "6", "6.1", "6.2"])
+def test_make_docker_jetson_builds_every_jetpack_with_a_stage(jetpack):
+    done = subprocess.run(
+        ["make", "-n", "docker-jetson", f"JETPACK={jetpack}"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"docker build -f docker/Dockerfile.jetson --build-arg JETPACK={jetpack} " in done.stdout
+
+
 @pytest.mark.parametrize("dockerfile", ["Dockerfile.gpu", "Dockerfile.jetson"])
 def test_nvcc_is_on_path_before_pycuda_is_built(dockerfile):
     path_set = pycuda_built = None
