@@ -105,6 +105,39 @@ def test_parity_command(parity_run, ptq_run, tiny_dataset, tiny_checkpoint, caps
     assert parity_run.code == 0, parity_run.err
     assert "layer-aligned" in parity_run.out and "parity: OK" in parity_run.out
     onnx = ptq_run.folder / "tiny.int8.onnx"
-    args = ["parity", "--model", str(tiny_checkpoint), "--onnx", str(onnx), "--data", str(tiny_dataset), "--images", "2"]
+    args = [
+        "parity",
+        "--model",
+        str(tiny_checkpoint),
+        "--onnx",
+        str(onnx),
+        "--data",
+        str(tiny_dataset),
+        "--images",
+        "2",
+    ]
     assert main(args) == 1
     assert "not a fake-quant model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("jitters", "code", "said"), [
+    ((0.02, 0.15), 1, "FAIL: mAP50-95 differs by"),  # a real gap: every box of one runtime 15% off
+    ((0.05, 0.05), 0, "parity: OK"),  # over the bound on 40 images, but within noise
+])  # fmt: skip
+def test_an_map_gap_fails_only_when_its_interval_excludes_0(ptq_run, tiny_dataset, monkeypatch, capsys, jitters, code,
+                                                            said):  # fmt: skip
+    """The layer-aligned comparison passes; the mAP of the two runtimes is replaced by made-up
+    detections on 40 images, so the gap and its paired interval are known."""
+    from tests.toolchain.training.test_qat_report import _scored
+    from toolchain.export import parity
+
+    onnx_result, torch_result = _scored(jitters[0], 0), _scored(jitters[1], 1)
+    gap = onnx_result.map50_95 - torch_result.map50_95
+    assert abs(gap) > 0.002  # over the default bound either way
+    monkeypatch.setattr(parity, "evaluate_onnx_and_torch", lambda *a: (onnx_result, torch_result))
+    args = ["parity", "--model", str(ptq_run.folder / "tiny.int8.pt"), "--onnx", str(ptq_run.folder / "tiny.int8.onnx"),
+            "--data", str(tiny_dataset), "--images", "2"]  # fmt: skip
+    assert main(args) == code
+    out = capsys.readouterr().out
+    assert said in out and f"difference {gap:+.4f} [" in out
+    assert ("real" in out.split("difference", 1)[1]) is (code == 1)
