@@ -7,7 +7,8 @@ no-op, a FakeQuantize on each Concat input, nothing). Latency at batch 1 is take
 takes it: each variant in a process of its own, blocks rotated. For every variant: the per-layer
 counters, and images/s with the THROUGHPUT hint at batch 1 and ``--max-batch``. With ``--data``, each
 INT8 variant is checked against ONNX Runtime on the val split (raw outputs, and mAP with a paired
-bootstrap interval); the verdict compares the fastest exact INT8 variant with FP32 on bf16.
+bootstrap interval); the verdict compares the fastest exact INT8 variant with the fastest FP32 one
+(bf16 where the CPU has fast bf16).
 
 ``--isa`` caps the instruction set oneDNN (OpenVINO's CPU kernels) may use, for the whole run and
 every probe process (``ONEDNN_MAX_CPU_ISA``): ``AVX512_CORE_BF16`` on a CPU with AMX measures what a
@@ -162,8 +163,7 @@ def _run(a: argparse.Namespace) -> None:
     with configs[f"fp32/{a.precisions[0]}"].open() as runner:
         shape = list(runner.input_shape)
     report = {"cpu": cpu_name(), "isa": a.isa or "all the CPU has", "openvino": openvino.__version__.split("-")[0],
-              "threads": a.threads,
-              "input": shape, "max_batch": a.max_batch, **load,
+              "threads": a.threads, "input": shape, "max_batch": a.max_batch, **load,
               "latency_ms": latency, "verdict": verdict(latency, exact), "exactness": exact,
               "throughput": time_throughput(configs, a.max_batch),
               "layers": {k: layers.layer_profile(c.model, c.precision, a.threads, c.concat_workaround)
