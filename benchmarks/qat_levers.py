@@ -29,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-from deploy.bootstrap import Difference, Resamples
+from deploy.bootstrap import Difference
 from deploy.errors import ToolchainError, UsageError, report_errors
 from deploy.fileio import atomic_path, write_json
-from toolchain.training.qat_report import METRICS, SELECTED_ON, evaluate_onnx, report_split
+from toolchain.training.qat_report import METRICS, SELECTED_ON, differences, evaluate_onnx, report_split
 
 LEVERS = {
     "default": [],
@@ -115,19 +115,15 @@ def compare(runs: dict[str, Path], data: str, resamples: int) -> dict:
     if results["FP32"].ap_small is None:
         raise ToolchainError(f"{data}: the {split.name} split has no small box (under 32x32 px): no small-object AP "
                              "to compare")  # fmt: skip
-    images = results["FP32"].images
-    boots = {}
-    for metric in METRICS:
-        boots[metric] = Resamples(images, metric, resamples)
-        for name, result in results.items():
-            boots[metric].add(name, result.matches)
+    pairs = [(n, "FP32") for n in runs] + [(n, first) for n in runs if n != first]
+    diffs = differences(results, resamples, pairs=pairs)
     rows = {}
     for name in runs:
-        vs_fp32 = {m: b.difference(name, "FP32") for m, b in boots.items()}
-        vs_first = {m: b.difference(name, first) for m, b in boots.items()} if name != first else None
+        vs_fp32 = {m: d[f"{name} - FP32"] for m, d in diffs.items()}
+        vs_first = {m: d[f"{name} - {first}"] for m, d in diffs.items()} if name != first else None
         rows[name] = {"flags": None, "results": results[name].to_dict(), "vs_fp32": vs_fp32, "vs_first": vs_first,
                       "goal": goal_met(vs_fp32)}  # fmt: skip
-    return {"split": split.name, "images": images, "optimistic": split.name == SELECTED_ON,
+    return {"split": split.name, "images": results["FP32"].images, "optimistic": split.name == SELECTED_ON,
             "fp32": results["FP32"].to_dict(), "first": first, "levers": rows}  # fmt: skip
 
 

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +46,13 @@ def evaluate_onnx(paths: dict[str, Path], split: Split) -> dict[str, EvalResult]
 
 
 def differences(
-    results: dict[str, EvalResult], resamples: int = 1000, seed: int = 0
-) -> dict[str, dict[str, Difference]]:
-    """Metric -> ``"a - b"`` -> the paired bootstrap ``Difference`` of each pair in ``PAIRS``, on the
+    results: dict[str, EvalResult], resamples: int = 1000, seed: int = 0,
+    pairs: Iterable[tuple[str, str]] = PAIRS,
+) -> dict[str, dict[str, Difference]]:  # fmt: skip
+    """Metric -> ``"a - b"`` -> the paired bootstrap ``Difference`` of each pair in ``pairs``, on the
     images the results were scored on (the same resamples for every model). AP small is left out when
     no model has a small box to score."""
+    pairs = list(pairs)
     images = next(iter(results.values())).images
     out = {}
     for metric in METRICS:
@@ -58,7 +61,7 @@ def differences(
         boot = Resamples(images, metric, resamples, seed=seed)
         for name, result in results.items():
             boot.add(name, result.matches)
-        out[metric] = {f"{a} - {b}": boot.difference(a, b) for a, b in PAIRS}
+        out[metric] = {f"{a} - {b}": boot.difference(a, b) for a, b in pairs}
     return out
 
 
