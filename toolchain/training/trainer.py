@@ -124,7 +124,9 @@ def check_augment(augment: dict) -> None:
     Raises:
         FieldError: Naming ``augment[key]``, and the keys allowed or the value expected.
     """
-    from ultralytics.cfg import check_cfg
+    if not augment:
+        return
+    from ultralytics.cfg import check_cfg  # only when there is something to check: it imports ultralytics
 
     for key, value in augment.items():
         where = f"augment[{key!r}]"
