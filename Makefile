@@ -37,7 +37,7 @@ QAT_CLI    = $(if $(or $(filter-out 1,$(NPROC)),$(RDZV_ENDPOINT)),$(TORCHRUN),$(
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: help docker-gpu docker-jetson setup data check-data baseline export ptq parity qat sensitivity engine fake-engine real-api trt-api bench check-qdq eval bench-cpu gpu-check demo test test-all lint clean
+.PHONY: test-isa help docker-gpu docker-jetson setup data check-data baseline export ptq parity qat sensitivity engine fake-engine real-api trt-api bench check-qdq eval bench-cpu gpu-check demo test test-all lint clean
 
 help:
 	@echo "make demo | test | test-all | lint | data | check-data | baseline | export | eval | ptq | parity | qat |"
@@ -170,10 +170,21 @@ demo: data baseline
 	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --epochs $(DEMO_QAT_EPOCHS) --name demo \
 		$(call flag,DEVICE,--device) $(if $(RESUME),--resume)
 	$(PARITY) --model runs/qat/demo/weights/best.pt --onnx runs/qat/demo/qat.int8.onnx
-	$(PY) -m benchmarks.run --run runs/qat/demo --data $(DATA) --name demo
+	$(PY) -m benchmarks.run --run runs/qat/demo --data $(DATA) --name demo --runs $(or $(BENCH_RUNS),40) \
+		--frames $(or $(BENCH_FRAMES),60) --resamples $(or $(BENCH_RESAMPLES),500)
 
 test: setup
+	@$(PY) -m deploy.cpu
 	$(PY) -m pytest -m "not slow" -q
+
+# The tests whose arithmetic depends on the CPU (OpenVINO INT8, distributed QAT, parity), under every
+# oneDNN instruction-set cap this machine can take and with 1 and 2 threads.
+ISA_TESTS ?= tests/deploy/runtime tests/toolchain/distributed/test_loss.py tests/toolchain/export/test_parity.py
+test-isa: setup
+	@for isa in $$($(PY) -c 'from deploy.cpu import supported_isas; print(" ".join(supported_isas()))') native; do \
+		for t in 1 2; do echo "== ONEDNN_MAX_CPU_ISA=$$isa, $$t thread(s)"; \
+		env $$([ $$isa = native ] || echo ONEDNN_MAX_CPU_ISA=$$isa) OMP_NUM_THREADS=$$t \
+			$(PY) -m pytest -q -p no:cacheprovider $(ISA_TESTS) || exit 1; done; done
 
 test-all: setup
 	$(PY) -m pytest -q

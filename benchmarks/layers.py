@@ -47,11 +47,12 @@ def group_times(runs: list[list[LayerTime]]) -> dict[str, dict]:
 
 def layer_profile(
     model: str, precision: str = "f32", threads: int | None = None, concat_workaround: str = "maximum",
-    runs: int = 20, warmup: int = 5,
+    runs: int = 20, warmup: int = 5, int8_remedy: str = "auto",
 ) -> dict:  # fmt: skip
     """Per-group times of ``model`` at batch 1, the counters' total, and how many convolutions run in each
     precision and with each kernel (``brgconv_avx512_amx_i8``: AMX tiles; ``..._avx512_bf16``: AVX-512 BF16)."""
-    with OpenVINORunner(model, precision, threads, concat_workaround=concat_workaround, perf_count=True) as runner:
+    with OpenVINORunner(model, precision, threads, concat_workaround=concat_workaround, perf_count=True,
+                        int8_remedy=int8_remedy) as runner:  # fmt: skip
         shape = runner.input_shape
         x = np.random.default_rng(0).random((1, *shape[1:]), dtype=np.float32)
         for _ in range(warmup):
@@ -64,7 +65,7 @@ def layer_profile(
         kernels = Counter(t.exec_type for t in samples[-1] if t.node_type == "Convolution")
         return {"groups": groups, "total_ms": sum(g["ms"] for g in groups.values()),
                 "convs": dict(runner.conv_precisions()), "conv_kernels": dict(kernels),
-                "patched": runner.patched}  # fmt: skip
+                "patched": runner.patched, "remedy": runner.remedy, "int8_note": runner.int8_note()}  # fmt: skip
 
 
 def markdown(profiles: dict[str, dict]) -> list[str]:
@@ -78,4 +79,6 @@ def markdown(profiles: dict[str, dict]) -> list[str]:
     for row, key in (("convs by precision", "convs"), ("convs by kernel", "conv_kernels")):
         cells = [", ".join(f"{k} {v}" for k, v in sorted(p.get(key, {}).items())) for p in profiles.values()]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return lines
+    lines.append("| INT8 self-check remedy | " + " | ".join(p.get("remedy", "-") for p in profiles.values()) + " |")
+    notes = sorted({p["int8_note"] for p in profiles.values() if p.get("int8_note")})
+    return lines + ["", *notes] if notes else lines

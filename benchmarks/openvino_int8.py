@@ -10,6 +10,10 @@ INT8 variant is checked against ONNX Runtime on the val split (raw outputs, and 
 bootstrap interval); the verdict compares the fastest exact INT8 variant with the fastest FP32 one
 (bf16 where the CPU has fast bf16).
 
+``--remedies`` adds, for each INT8 variant, what the runner does where its INT8 self-check fails
+(no VNNI: u8 x s8 pairs saturate in int16): ``auto`` (what every caller gets), ``float``, ``weights7``
+and ``none`` (``deploy.runtime.openvino_int8``).
+
 ``--isa`` caps the instruction set oneDNN (OpenVINO's CPU kernels) may use, for the whole run and
 every probe process (``ONEDNN_MAX_CPU_ISA``): ``AVX512_CORE_BF16`` on a CPU with AMX measures what a
 CPU with AVX-512 VNNI and BF16 but no AMX tiles would get (INT8 by VNNI, bf16 by ``vdpbf16ps``).
@@ -36,19 +40,23 @@ from benchmarks.probe import ProbeConfig
 from deploy.errors import ToolchainError, report_errors
 from deploy.fileio import atomic_path, write_json
 from deploy.runtime.openvino import CONCAT_WORKAROUNDS, PRECISIONS
+from deploy.runtime.openvino_int8 import REMEDIES
 
 logger = logging.getLogger("openvino_int8")
-ISAS = ("AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX")
+ISAS = ("AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_FP16",
+        "AVX512_CORE_AMX")
 """oneDNN's names for the instruction-set caps (``ONEDNN_MAX_CPU_ISA``) worth comparing for INT8 and bf16."""
 
 
 def variants(a: argparse.Namespace) -> dict[str, ProbeConfig]:
-    """Label to probe config: ``fp32/<hint>`` and ``<int8 stem>/<hint>/<workaround>``."""
+    """Label to probe config: ``fp32/<hint>`` and ``<int8 stem>/<hint>/<workaround>[/<remedy>]``."""
     out = {f"fp32/{p}": ProbeConfig(str(a.fp32), "openvino", p, a.threads) for p in a.precisions}
     for model in a.int8:
         for p in a.precisions:
             for w in a.workarounds:
-                out[f"{Path(model).stem}/{p}/{w}"] = ProbeConfig(str(model), "openvino", p, a.threads, "LATENCY", w)
+                for r in a.remedies:
+                    label = f"{Path(model).stem}/{p}/{w}" + ("" if a.remedies == ["auto"] else f"/{r}")
+                    out[label] = ProbeConfig(str(model), "openvino", p, a.threads, "LATENCY", w, r)
     return out
 
 
@@ -110,7 +118,7 @@ def markdown(report: dict) -> str:
     """Latency, verdict, exactness, throughput and per-layer tables."""
     lat, ex, tp, v = report["latency_ms"], report.get("exactness"), report["throughput"], report["verdict"]
     lines = [f"# OpenVINO INT8 against float: {report['cpu']} (instructions: {report.get('isa', 'all')}), "
-             f"OpenVINO {report['openvino']}", "",
+             f"OpenVINO {report['openvino']}", "", report.get("int8_note", ""), "",
              f"Input {report['input']}, {report['threads']} threads; batch-1 latency, each variant in its own "
              "process, blocks rotated (p50, p10-p90); other processes used "
              f"{report.get('other_cpu_share', float('nan')):.0%} of the CPU time meanwhile.", "",
@@ -138,8 +146,6 @@ def markdown(report: dict) -> str:
 
 
 def _run(a: argparse.Namespace) -> None:
-    from benchmarks.suite import cpu_name
-
     if a.isa:
         if "openvino" in sys.modules:  # oneDNN reads the cap once, when the library first looks at the CPU
             raise ToolchainError("--isa: OpenVINO was loaded before the cap could be set")
@@ -154,6 +160,9 @@ def _run(a: argparse.Namespace) -> None:
     for w in a.workarounds:
         if w not in CONCAT_WORKAROUNDS:
             raise ToolchainError(f"--workarounds: '{w}' is not one of {list(CONCAT_WORKAROUNDS)}")
+    for r in a.remedies:
+        if r not in REMEDIES:
+            raise ToolchainError(f"--remedies: '{r}' is not one of {list(REMEDIES)}")
     configs = variants(a)
     with other_load() as load:
         latency = time_latency(configs, Schedule.for_runs(a.runs, a.warmup))
@@ -162,11 +171,18 @@ def _run(a: argparse.Namespace) -> None:
 
     with configs[f"fp32/{a.precisions[0]}"].open() as runner:
         shape = list(runner.input_shape)
-    report = {"cpu": cpu_name(), "isa": a.isa or "all the CPU has", "openvino": openvino.__version__.split("-")[0],
+    from deploy.cpu import describe, effective_isa
+
+    first_int8 = next(c for k, c in configs.items() if not k.startswith("fp32/"))
+    with first_int8.open() as runner:
+        note = runner.int8_note()
+    report = {"cpu": describe(), "isa": a.isa or "all the CPU has", "kernel_isa": effective_isa(), "int8_note": note,
+              "openvino": openvino.__version__.split("-")[0],
               "threads": a.threads, "input": shape, "max_batch": a.max_batch, **load,
               "latency_ms": latency, "verdict": verdict(latency, exact), "exactness": exact,
               "throughput": time_throughput(configs, a.max_batch),
-              "layers": {k: layers.layer_profile(c.model, c.precision, a.threads, c.concat_workaround)
+              "layers": {k: layers.layer_profile(c.model, c.precision, a.threads, c.concat_workaround,
+                                                 int8_remedy=c.int8_remedy)
                          for k, c in configs.items()}}  # fmt: skip
     text = markdown(report)
     print(text)
@@ -182,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--int8", type=Path, nargs="+", required=True, help="QDQ ONNX of the same model and size")
     p.add_argument("--precisions", nargs="+", default=["f32", "bf16"], help="OpenVINO precision hints")
     p.add_argument("--workarounds", nargs="+", default=list(CONCAT_WORKAROUNDS), help="Concat workarounds to try")
+    p.add_argument("--remedies", nargs="+", default=["auto"], help="INT8 without VNNI: " + ", ".join(REMEDIES))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=100, help="timed runs of each variant, over 5 rotated blocks")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs at the start of each block")

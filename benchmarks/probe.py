@@ -38,11 +38,12 @@ class ProbeConfig:
     threads: int | None = None
     hint: str = "LATENCY"
     concat_workaround: str = "maximum"
+    int8_remedy: str = "auto"
 
     def argv(self) -> list[str]:
         """Command-line arguments that recreate this config."""
         out = ["--model", self.model, "--backend", self.backend, "--precision", self.precision, "--hint", self.hint,
-               "--concat-workaround", self.concat_workaround]  # fmt: skip
+               "--concat-workaround", self.concat_workaround, "--int8-remedy", self.int8_remedy]  # fmt: skip
         return out + (["--threads", str(self.threads)] if self.threads else [])
 
     def open(self) -> Runner:
@@ -51,7 +52,7 @@ class ProbeConfig:
             return create_runner(self.model, "tensorrt")
         options = {"threads": self.threads, "precision": self.precision}
         if self.backend == "openvino":
-            options.update(hint=self.hint, concat_workaround=self.concat_workaround)
+            options.update(hint=self.hint, concat_workaround=self.concat_workaround, int8_remedy=self.int8_remedy)
         return create_runner(self.model, self.backend, **options)
 
 
@@ -121,7 +122,7 @@ def measure_memory(config: ProbeConfig, runs: int) -> dict:
 def describe(runner: Runner) -> dict:
     """The ready line: input shape, and OpenVINO's streams and requests."""
     out = {"ready": True, "input_shape": list(runner.input_shape)}
-    for key in ("streams", "requests"):
+    for key in ("streams", "requests", "remedy", "kernel_isa"):
         if hasattr(runner, key):
             out[key] = getattr(runner, key)
     return out
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--hint", default="LATENCY", help="OpenVINO performance hint (LATENCY, THROUGHPUT)")
     p.add_argument("--concat-workaround", default="maximum", help="OpenVINO: maximum, requantize or none")
+    p.add_argument("--int8-remedy", default="auto", help="OpenVINO, INT8 without VNNI: auto, float, weights7, none")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory", action="store_true", help="print peak memory instead of times")
     p.add_argument("--serve", action="store_true", help="answer JSON requests on stdin, one per line")
     a = p.parse_args(argv)
-    config = ProbeConfig(a.model, a.backend, a.precision, a.threads, a.hint, a.concat_workaround)
+    config = ProbeConfig(a.model, a.backend, a.precision, a.threads, a.hint, a.concat_workaround, a.int8_remedy)
     try:
         if a.memory:
             _write({**asdict(config), **measure_memory(config, a.runs)})

@@ -62,6 +62,40 @@ def differences(rows: list[Row]) -> list[str]:
             *_table(("row", "against", "difference", "interval", "verdict")), *lines]  # fmt: skip
 
 
+def faults(rows: list[Row]) -> list[str]:
+    """INT8 rows whose arithmetic differs from ONNX Runtime's beyond noise: the runtime is wrong here, the
+    row is no result (ONNX Runtime computes Q/DQ in float: the reference)."""
+    found = []
+    for r in rows:
+        if r.backend == "onnxruntime" or not r.variant.startswith("INT8"):
+            continue
+        for other, d in r.accuracy.get("differences", {}).items():
+            if other.endswith("/ onnxruntime") and d["real"]:
+                found.append(f"{r.name}: mAP50-95 {d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] against "
+                             f"{other}, beyond noise: its INT8 arithmetic is wrong on this machine")  # fmt: skip
+    return found
+
+
+def int8_speed(rows: list[Row]) -> str:
+    """One line per CPU backend: whether its fastest INT8 row beats its fastest FP32 row, and which to run."""
+    lines = []
+    for backend in ("openvino",):
+        timed = [r for r in rows if r.backend == backend and r.latency_ms and not r.skipped]
+        int8 = [r for r in timed if r.variant.startswith("INT8")]
+        fp32 = [r for r in timed if r.variant == "FP32"]
+        if not int8 or not fp32:
+            continue
+        best8 = min(int8, key=lambda r: r.latency_ms["p50"])
+        best32 = min(fp32, key=lambda r: r.latency_ms["p50"])
+        ratio = best32.latency_ms["p50"] / best8.latency_ms["p50"]
+        if ratio > 1.0:
+            lines.append(f"INT8 on this CPU: {best8.name} runs {ratio:.2f}x the speed of {best32.name}.")
+        else:
+            lines.append(f"INT8 on this CPU is no faster than float ({best8.name} at {ratio:.2f}x of {best32.name}): "
+                         f"run {best32.model} on {backend} with the {best32.precision} hint.")  # fmt: skip
+    return "\n".join(lines)
+
+
 def throughput(rows: list[Row]) -> list[str]:
     """OpenVINO with the THROUGHPUT hint: images/s with every request in flight, batch 1 and the largest batch."""
     hinted = [r for r in rows if r.throughput.get("throughput_hint")]
@@ -95,6 +129,12 @@ def markdown(rows: list[Row], env: dict, title: str) -> str:
             lines.append(f"| {r.name} | not run: {r.skipped} |" + " |" * (len(HEADER) - 2))
         else:
             lines.append("| " + " | ".join(_row_cells(r, _fp32(rows, r.backend))) + " |")
+    speed, wrong = int8_speed(rows), faults(rows)
+    if speed:
+        lines += ["", speed]
+    if wrong:
+        lines += ["", "**FAULTS** (not results: INT8 arithmetic that differs from ONNX Runtime's beyond noise):", "",
+                  *(f"- {f}" for f in wrong)]  # fmt: skip
     lines += differences(rows) + throughput(rows)
     profiled = {r.name: r.layers for r in rows if r.layers}
     if profiled:

@@ -41,6 +41,9 @@ def _bench(a: argparse.Namespace) -> None:
     text = report.write(rows, {**suite.environment(), **{k: round(v, 2) for k, v in load.items()}}, folder, a.name)
     print(text)
     print(f"{folder / 'report.md'} ({(time.perf_counter() - start) / 60:.1f} min)")
+    wrong = report.faults(rows)
+    if wrong:
+        raise ToolchainError(f"{len(wrong)} benchmark row(s) are faults, not results: " + "; ".join(wrong))
 
 
 def main(argv: list[str] | None = None) -> int:

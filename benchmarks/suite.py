@@ -20,6 +20,8 @@ import numpy as np
 
 from benchmarks.measure import Row, RowProcess, Schedule, other_load, peak_memory, summarize, time_rotated
 from deploy.bootstrap import Resamples
+from deploy.cpu import describe as cpu_describe
+from deploy.cpu import effective_isa, isa_flags_line
 from deploy.dataset import load_data_yaml, load_split
 from deploy.evaluate import evaluate
 from deploy.outputs import Outputs
@@ -163,6 +165,8 @@ def measure_layers(rows: list[Row], threads: int | None) -> None:
 
     for r in [r for r in rows if not r.skipped and r.backend == "openvino"]:
         r.layers = layer_profile(r.model, r.precision, threads)
+        if r.layers.get("int8_note"):
+            logger.info("%s: %s", r.name, r.layers["int8_note"])
 
 
 def measure_accuracy(rows: list[Row], data: str, threads: int | None, resamples: int = 1000) -> None:
@@ -254,21 +258,11 @@ def gpu_environment() -> dict:
     return env
 
 
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict:
     """CPU, GPU and library versions of this machine."""
     env = {"python": platform.python_version(), "machine": platform.machine(), "opencv": cv2.__version__,
-           "numpy": np.__version__, "cpu": cpu_name(), **gpu_environment()}  # fmt: skip
+           "numpy": np.__version__, "cpu": cpu_describe(), "cpu_isa": effective_isa(),
+           "cpu_flags": isa_flags_line(), **gpu_environment()}  # fmt: skip
     for module in ("onnxruntime", "openvino", "tensorrt"):
         if _available(module):
             env[module] = __import__(module).__version__

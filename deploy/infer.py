@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from deploy.errors import EXIT_INTERRUPTED, EXIT_OK, ToolchainError, report_errors  # noqa: E402
 from deploy.runtime import BACKEND_HELP, BACKENDS, ENGINE_SUFFIXES  # noqa: E402
+from deploy.runtime.openvino_int8 import REMEDIES  # noqa: E402
 
 logger = logging.getLogger("infer")
 EPILOG = (
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"one of {', '.join(BACKENDS)} (default: auto; see below)")  # fmt: skip
     p.add_argument("--precision", default="f32", choices=("f32", "bf16"),
                    help="OpenVINO only: precision hint for its float layers (default: f32)")  # fmt: skip
+    p.add_argument("--int8-remedy", default="auto", choices=REMEDIES,
+                   help="OpenVINO only, an INT8 model on a CPU whose INT8 self-check fails (no VNNI): auto (the "
+                        "measured default), float, weights7 (7-bit weights, INT8 kernels), none (as it is: wrong)")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: the backend's own)")
     p.add_argument("--cuda", default="pycuda", choices=("pycuda", "cuda-python"),
                    help="TensorRT only: CUDA library (default: pycuda)")  # fmt: skip
@@ -161,13 +165,15 @@ def run(args: argparse.Namespace) -> dict:
     from deploy.pipeline import PipelineConfig, run_pipeline
     from deploy.postprocess import PostprocessConfig
     from deploy.runtime import create_runner
+    from deploy.runtime.machine import machine_lines, machine_report
 
     model = Path(args.model)
     _check_model(model)
     check_outputs(args.show, args.save, args.json, args.summary, inputs=(args.model, args.source or ""))
     post = PostprocessConfig(args.conf, args.iou, args.max_det, multi_label=False,
                              classes=tuple(args.classes) if args.classes else None)  # fmt: skip
-    with create_runner(model, args.backend, threads=args.threads, precision=args.precision, cuda=args.cuda,
+    with create_runner(model, args.backend, threads=args.threads, precision=args.precision,
+                       int8_remedy=args.int8_remedy, cuda=args.cuda,
                        cuda_graph=args.cuda_graph) as runner:  # fmt: skip
         names = _names(model)
         imgsz = _input_size(runner, model, args.imgsz)
@@ -175,10 +181,11 @@ def run(args: argparse.Namespace) -> dict:
         with _open_source(args.source) as source, Outputs(names, args.show, args.save, args.json) as outputs:
             summary = run_pipeline(source, runner, outputs, PipelineConfig(imgsz, post, args.queue))
             summary.interrupted |= outputs.stopped_by is not None
-    print(f"{source.name} via {runner.name}:\n{summary.table()}")
+        machine = machine_report(runner, model)
+    print(f"{source.name} via {runner.name}:\n{summary.table()}\n{machine_lines(machine)}")
     if args.summary:
-        write_json(args.summary, summary.to_dict())
-    return summary.to_dict()
+        write_json(args.summary, {**summary.to_dict(), "machine": machine})
+    return {**summary.to_dict(), "machine": machine}
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -227,6 +227,7 @@ class Outputs:
         self.json = _JsonLines(Path(json_path)) if json_path else None
         self.images_saved = 0
         self.stopped_by: int | None = None  # the signal (Ctrl-C, SIGTERM) that arrived during a write
+        self.written = 0  # frames every output holds, counted where no stop can land between write and count
 
     @property
     def draws(self) -> bool:
@@ -241,6 +242,7 @@ class Outputs:
         """
         with interrupts_deferred(deliver=False) as stops:  # a stop lands between frames: all outputs agree
             keep_going = self._write(frame, dets, fps)
+            self.written += 1
         if stops:
             self.stopped_by = stops[0]
             return False

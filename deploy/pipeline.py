@@ -193,6 +193,8 @@ def run_pipeline(source: FrameSource, runner: Runner, outputs: Outputs, cfg: Pip
         summary.interrupted = True
     finally:
         summary.seconds = time.perf_counter() - start
+        # a Ctrl-C between a finished write and the count above: the outputs' own count is the truth
+        summary.frames = getattr(outputs, "written", summary.frames)
         stop.set()
         for w in workers:
             w.join(timeout=5)

@@ -14,6 +14,8 @@ ORT_PROVIDERS = {
     "onnxruntime-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 ENGINE_SUFFIXES = (".engine", ".plan")
+OPENVINO_ONLY = ("precision", "int8_remedy")
+"""Options only the OpenVINO runner takes; dropped for the other backends."""
 BACKEND_HELP = {
     "auto": "TensorRT for an .engine/.plan; for an .onnx: onnxruntime-cuda where ONNX Runtime sees an NVIDIA GPU, "
     "else openvino where installed, else onnxruntime",
@@ -47,8 +49,8 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
         backend: ``onnxruntime`` (CPU; the reference for Q/DQ arithmetic), ``onnxruntime-cuda`` and
             ``onnxruntime-trt`` (ONNX Runtime's CUDA and TensorRT providers), ``openvino`` (INT8 on CPUs),
             ``tensorrt`` (engines) or ``auto`` (``default_backend()``, or TensorRT for an engine).
-        options: Backend options (``threads``; ``precision`` for OpenVINO; ``cuda`` and ``cuda_graph``
-            for TensorRT engines).
+        options: Backend options (``threads``; ``precision`` and ``int8_remedy`` for OpenVINO; ``cuda`` and
+            ``cuda_graph`` for TensorRT engines).
     """
     path = Path(path)
     if path.suffix in ENGINE_SUFFIXES:
@@ -66,7 +68,8 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
     if backend == "auto":
         backend = default_backend()
     if backend != "openvino":
-        options.pop("precision", None)
+        for key in OPENVINO_ONLY:
+            options.pop(key, None)
     if backend in ORT_PROVIDERS:
         from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 

@@ -10,8 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.cpu import describe as describe_cpu
+from deploy.cpu import effective_isa, native_precisions
 from deploy.errors import ToolchainError
 from deploy.runtime.base import Runner
+from deploy.runtime.openvino_int8 import (
+    DEFAULT_REMEDY,
+    LP_TRANSFORMS_OFF,
+    REMEDIES,
+    Int8Check,
+    int8_self_check,
+    requantize_weights_to_7_bits,
+)
 
 logger = logging.getLogger(__name__)
 PRECISIONS = ("f32", "bf16", "f16")
@@ -83,6 +93,13 @@ class LayerTime:
     ms: float
 
 
+def _remedy_for(requested: str, check: Int8Check) -> str:
+    """``auto``: nothing where the self-check passes, else ``DEFAULT_REMEDY``; other values as given."""
+    if requested != "auto":
+        return requested
+    return "none" if check.ok else DEFAULT_REMEDY
+
+
 class OpenVINORunner(Runner):
     """Run an ONNX model with OpenVINO on the CPU.
 
@@ -94,7 +111,10 @@ class OpenVINORunner(Runner):
         device: OpenVINO device name.
         hint: ``LATENCY`` (one stream: batch-1 latency) or ``THROUGHPUT`` (several streams, for
             ``time_async`` with many requests in flight).
-        concat_workaround: A key of ``CONCAT_WORKAROUNDS``.
+        concat_workaround: A key of ``CONCAT_WORKAROUNDS`` (not applied where the convolutions run in float).
+        int8_remedy: For an INT8 model where the INT8 self-check fails on this CPU (no VNNI): ``auto``
+            (``DEFAULT_REMEDY``; nothing where the check passes), ``float``, ``weights7`` or ``none``
+            (run as it is, wrong). See ``deploy.runtime.openvino_int8``.
         perf_count: Collect per-layer times (``layer_times``); slows inference a little.
         config: More OpenVINO properties (e.g. ``{"ENABLE_CPU_PINNING": False}``), set last.
 
@@ -108,7 +128,7 @@ class OpenVINORunner(Runner):
     def __init__(
         self, path: str | Path, precision: str = "f32", threads: int | None = None, device: str = "CPU",
         hint: str = "LATENCY", concat_workaround: str = "maximum", perf_count: bool = False,
-        config: dict | None = None,
+        config: dict | None = None, int8_remedy: str = "auto",
     ):  # fmt: skip
         try:
             import openvino as ov
@@ -120,25 +140,64 @@ class OpenVINORunner(Runner):
         if not path.is_file():
             raise ToolchainError(f"{path}: model not found")
         for label, value, allowed in (("precision", precision, PRECISIONS), ("hint", hint, HINTS),
-                                      ("concat_workaround", concat_workaround, tuple(CONCAT_WORKAROUNDS))):  # fmt: skip
+                                      ("concat_workaround", concat_workaround, tuple(CONCAT_WORKAROUNDS)),
+                                      ("int8_remedy", int8_remedy, REMEDIES)):  # fmt: skip
             if value not in allowed:
                 raise ToolchainError(f"openvino: {label} must be one of {list(allowed)}, got '{value}'")
+        if precision not in native_precisions():
+            # bf16 on AVX2 is emulated at best; with INT8 convolutions it gave NaN (OpenVINO 2026.4.1)
+            logger.warning("openvino: %s is not native on %s: f32 instead", precision, describe_cpu())
+            precision = "f32"
+        self.precision = precision
         properties = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": hint, "PERF_COUNT": perf_count}
         if threads:
             properties["INFERENCE_NUM_THREADS"] = threads
         properties.update(config or {})
+        self.int8_check: Int8Check | None = None
+        self.remedy, self.patched = "none", 0
         try:
             core = ov.Core()
             model = core.read_model(str(path))
-            self.patched = CONCAT_WORKAROUNDS[concat_workaround](model)
+            if any(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops()):
+                self.int8_check = int8_self_check(core, precision, device)
+                self.remedy = _remedy_for(int8_remedy, self.int8_check)
+            if self.remedy == "weights7":
+                requantize_weights_to_7_bits(model)
+            if self.remedy == "float":
+                properties.update(LP_TRANSFORMS_OFF)
+            else:
+                self.patched = CONCAT_WORKAROUNDS[concat_workaround](model)
             self._compiled = core.compile_model(model, device, properties)
         except RuntimeError as exc:
             raise ToolchainError(f"{path}: OpenVINO cannot compile it ({exc})") from exc
+        if self.int8_check is not None and not self.int8_check.ok:
+            logger.warning("openvino: %s", self.int8_note())
         self._request = self._compiled.create_infer_request()
         self._shape = tuple(self._compiled.inputs[0].get_partial_shape())
         self.name = f"openvino-{precision}"
         self.path = path
         self._perf_count = perf_count
+
+    def int8_note(self) -> str:
+        """One line: what this CPU does with the INT8 model, and what was done about it (empty for a float model)."""
+        check = self.int8_check
+        if check is None:
+            return ""
+        where = f"{describe_cpu()}, kernels {', '.join(check.kernels) or 'none'}"
+        if check.ok:
+            return f"INT8 on {where}: self-check exact ({check.error:.1e})"
+        done = {"float": "its convolutions run in float32 with Q/DQ as FakeQuantize (ONNX Runtime's arithmetic, "
+                         "no INT8 speed-up)",
+                "weights7": "its int8 weights were requantized to 7 bits for OpenVINO (pair sums fit int16; "
+                            "one more bit of weight rounding)",
+                "none": "run as it is: its INT8 results are WRONG"}[self.remedy]  # fmt: skip
+        return (f"INT8 self-check failed on {where} (relative error {check.error:.2f}: without VNNI, pairs of "
+                f"u8 x s8 products saturate in int16): {done}")
+
+    @property
+    def kernel_isa(self) -> str:
+        """The ISA oneDNN's kernels run on here (``ONEDNN_MAX_CPU_ISA`` respected)."""
+        return effective_isa() or "unknown"
 
     @property
     def input_shape(self) -> tuple[int | None, int, int, int]:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from deploy.errors import ToolchainError, UsageError
 from deploy.postprocess import PostprocessConfig
 from deploy.runtime import BACKENDS
+from deploy.runtime.openvino_int8 import REMEDIES
 from toolchain.config.fields import ExistingPath, ImageSize, PositiveInt, Writable, check_fields
 from toolchain.config.files import record
 from toolchain.config.flags import Command
@@ -26,6 +27,8 @@ class EvalConfig:
         imgsz: Input size (null: the model's own; a .pt takes any size, a static ONNX only its own).
         backend: Runtime of an .onnx or engine.
         precision: OpenVINO's precision hint for float layers.
+        int8_remedy: OpenVINO, an INT8 model on a CPU whose INT8 self-check fails (no VNNI): auto
+            (float convolutions), float, weights7 (7-bit weights, INT8 kernels) or none (as it is, wrong).
         threads: CPU threads of ONNX Runtime or OpenVINO (null: theirs).
         batch: Images per inference.
         device: Torch device of a .pt.
@@ -39,6 +42,7 @@ class EvalConfig:
     imgsz: ImageSize | None = None
     backend: Literal[BACKENDS] = "onnxruntime"  # type: ignore[valid-type]
     precision: Literal["f32", "bf16"] = "f32"
+    int8_remedy: Literal[REMEDIES] = "auto"  # type: ignore[valid-type]
     threads: PositiveInt | None = None
     batch: PositiveInt = 1
     device: str = "cpu"
@@ -68,7 +72,8 @@ def _runner(cfg: EvalConfig):
         check_classes(meta.names, cfg.data, cfg.weights)
     else:  # an ONNX without names anywhere is evaluated under the data's names: their count must fit
         _check_class_count(cfg.weights, cfg.data)
-    runner = create_runner(cfg.weights, cfg.backend, threads=cfg.threads, precision=cfg.precision)
+    runner = create_runner(cfg.weights, cfg.backend, threads=cfg.threads, precision=cfg.precision,
+                           int8_remedy=cfg.int8_remedy)  # fmt: skip
     size = runner.input_shape[2]
     if cfg.imgsz is not None and isinstance(size, int) and cfg.imgsz != size:
         runner.close()
@@ -101,6 +106,7 @@ def _eval(cfg: EvalConfig) -> None:
     from deploy.evaluate import evaluate
     from deploy.fileio import check_distinct_paths, write_json
     from deploy.metadata import sidecar_path
+    from deploy.runtime.machine import machine_lines, machine_report
 
     inputs = {"--weights": cfg.weights, "--data": cfg.data}
     if Path(cfg.weights).suffix != ".pt":
@@ -111,10 +117,13 @@ def _eval(cfg: EvalConfig) -> None:
     cfg = replace(cfg, imgsz=imgsz)
     with runner:
         result = evaluate(runner, split, imgsz, cfg.postprocess, cfg.batch)
+        machine = machine_report(runner, cfg.weights)
     print(f"{cfg.weights} on {cfg.data} [{cfg.split}] at {imgsz} px via {runner.name}:\n{result.table()}")
+    print(machine_lines(machine))
     if cfg.json:
         write_json(cfg.json, {"weights": cfg.weights, "data": cfg.data, "imgsz": imgsz, **result.to_dict(),
-                              "config": record(cfg)})  # fmt: skip
+                              "machine": machine, "config": record(cfg)})  # fmt: skip
+
 
 
 COMMANDS = [

@@ -79,8 +79,10 @@ class ParityConfig:
         onnx: Its QDQ ONNX (its input size is the size compared at).
         data: data.yaml whose val images are compared.
         images: Val images compared.
-        max_aligned: Bound on the layer-aligned relative L2.
-        max_map_gap: Bound on the mAP50-95 difference (a larger one fails when its bootstrap interval excludes 0).
+        max_aligned: Bound on the layer-aligned relative L2 (the export's correctness).
+        max_map_gap: Bound on the mAP50-95 difference; a larger one fails only when it is also over
+            floor_factor times the float32 floor's own mAP change and its bootstrap interval excludes 0.
+        floor_factor: How many times the float32 floor's mAP change a difference may be and still be rounding.
     """
 
     model: ExistingPath
@@ -89,6 +91,7 @@ class ParityConfig:
     images: PositiveInt = 16
     max_aligned: PositiveFloat = 1e-3
     max_map_gap: NonNegativeFloat = 0.002
+    floor_factor: PositiveFloat = 3.0
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -101,7 +104,7 @@ def _parity(cfg: ParityConfig) -> int:
     from deploy.dataset import load_data_yaml, load_split
     from deploy.preprocess import preprocess
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-    from toolchain.export.parity import evaluate_onnx_and_torch, qdq_parity
+    from toolchain.export.parity import evaluate_float_floor, evaluate_onnx_and_torch, qdq_parity
     from toolchain.models.yolo import check_classes, class_names, load_model
     from toolchain.quantization.ptq import is_quantized
 
@@ -120,17 +123,22 @@ def _parity(cfg: ParityConfig) -> int:
     batches = [preprocess([cv2.imread(str(r.path))], (imgsz, imgsz))[0] for r in split.images]
     report = qdq_parity(model, cfg.onnx, batches)
     onnx_result, torch_result = evaluate_onnx_and_torch(model, cfg.onnx, split)
+    floor = {k: r.map50_95 - torch_result.map50_95 for k, r in evaluate_float_floor(model, split, imgsz).items()}
     gap = paired_bootstrap(onnx_result.matches, torch_result.matches)
     failures = report.failures(cfg.max_aligned)
-    # On a few images two float32 runs of one correct export differ by more than the bound; a gap fails
-    # only when it is over the bound and real (its paired bootstrap interval over images excludes 0).
-    if abs(gap.delta) > cfg.max_map_gap and gap.real:
-        failures.append(
-            f"mAP50-95 differs by {abs(gap.delta):.4f} > {cfg.max_map_gap}, and not by noise: {gap.describe()}"
-        )
+    # The export's arithmetic is judged layer by layer above. End to end, a value within an ulp of a
+    # rounding boundary flips in one runtime and cascades (on 16 images a correct export on AVX2 was
+    # 0.0047 apart, interval excluding 0): a gap is a fault only when it is over the bound, over what
+    # rounding alone moves this model's mAP (the same model under other arithmetic), and real.
+    allowed = max(cfg.max_map_gap, cfg.floor_factor * max(abs(v) for v in floor.values()))
+    if abs(gap.delta) > allowed and gap.real:
+        failures.append(f"mAP50-95 differs by {abs(gap.delta):.4f} > {allowed:.4f} (the bound, or {cfg.floor_factor:g} "
+                        f"x the float32 floor's change), and not by noise: {gap.describe()}")  # fmt: skip
     print(f"{cfg.onnx} against {cfg.model}, {len(split.images)} val images at {imgsz}:\n{report.summary()}")
     print(f"mAP50-95: ONNX Runtime {onnx_result.map50_95:.4f}, PyTorch fake-quant {torch_result.map50_95:.4f}, "
           f"difference {gap.describe()}")  # fmt: skip
+    print("float32 floor, the same fake-quant model under other arithmetic: "
+          + ", ".join(f"{k} {v:+.4f}" for k, v in floor.items()) + f"; allowed difference {allowed:.4f}")
     print("\n".join(f"FAIL: {f}" for f in failures) or "parity: OK")
     return 1 if failures else 0
 

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,7 @@ from deploy.dataset import Split
 from deploy.evaluate import EvalResult
 from deploy.qdq_check import graph_constants
 from toolchain.export.onnx import export_form
+from toolchain.models.torch_runner import TorchRunner
 from toolchain.quantization.ptq import quantizers
 
 logger = logging.getLogger(__name__)
@@ -208,11 +210,37 @@ def evaluate_onnx_and_torch(
     """COCO results on ``split`` of the QDQ ONNX on ONNX Runtime and of the fake-quant model in PyTorch."""
     from deploy.evaluate import evaluate
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-    from toolchain.models.torch_runner import TorchRunner
 
     with OnnxRuntimeRunner(onnx_path) as onnx_runner:
         with TorchRunner(export_form(model), onnx_runner.input_shape[2]) as torch_runner:
             return evaluate(onnx_runner, split), evaluate(torch_runner, split)
+
+
+class _Float64Runner(TorchRunner):
+    """The fake-quant model in float64: the same quantization grids (quantizer ranges stay float32), less rounding."""
+
+    def __init__(self, model: torch.nn.Module, imgsz: int) -> None:
+        net = copy.deepcopy(model).double()
+        for q in quantizers(net):
+            q.float()
+        super().__init__(net, imgsz)
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        return super().infer(batch.astype(np.float64))
+
+
+def evaluate_float_floor(model: torch.nn.Module, split: Split, imgsz: int) -> dict[str, EvalResult]:
+    """COCO results of the same fake-quant model under other arithmetic: PyTorch's reference kernels
+    instead of oneDNN's, and float64. Neither is wrong; how far their mAP moves from the oneDNN run is
+    what rounding alone does to this model on these images (the rounding cascade)."""
+    from deploy.evaluate import evaluate
+
+    net = export_form(model)
+    with _reference_kernels(), TorchRunner(net, imgsz) as runner:
+        reference = evaluate(runner, split)
+    with _Float64Runner(net, imgsz) as runner:
+        wide = evaluate(runner, split)
+    return {"reference kernels": reference, "float64": wide}
 
 
 def map_onnx_and_torch(model: torch.nn.Module, onnx_path: str | Path, split: Split) -> tuple[float, float]:

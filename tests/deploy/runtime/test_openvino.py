@@ -55,10 +55,13 @@ def test_int8_after_concat_matches_onnxruntime(tmp_path, inputs, zero_point, wor
     x = np.random.default_rng(1).uniform(-0.6, 3.0, (1, 16 * inputs, 8, 8)).astype(np.float32)
     with OpenVINORunner(path, threads=1, concat_workaround=workaround) as ov_runner, OnnxRuntimeRunner(path) as ort:
         ours, ref = ov_runner.infer(x)[0], ort.infer(x)[0]
-        assert ov_runner.patched == (0 if workaround == "none" else 1)
+        in_float = ov_runner.remedy == "float"  # a CPU without VNNI (test_openvino_isa.py covers each ISA)
+        assert ov_runner.patched == (0 if workaround == "none" or in_float else 1)
         precisions = ov_runner.conv_precisions()
-        assert precisions["u8"] + precisions["i8"] == 1  # still an INT8 convolution
-    assert np.linalg.norm(ours - ref) / np.linalg.norm(ref) < 1e-5
+        assert precisions["u8"] + precisions["i8"] == (0 if in_float else 1)  # INT8 where the CPU computes it right
+    # exact, or (no VNNI: 7-bit weights) one int8 weight step of rounding: test_openvino_isa.WEIGHTS7_TOL
+    tol = 0.02 if ov_runner.remedy == "weights7" else 1e-5
+    assert np.linalg.norm(ours - ref) / np.linalg.norm(ref) < tol
 
 
 def test_requantize_moves_the_fake_quantize_onto_every_concat_input(tmp_path):
@@ -104,5 +107,8 @@ def test_precision_hint_and_missing_file(tmp_path):
         OpenVINORunner(path, concat_workaround="skip")
     with pytest.raises(ToolchainError, match="not found"):
         OpenVINORunner(tmp_path / "none.onnx")
-    with OpenVINORunner(path, precision="bf16") as runner:
-        assert runner.name == "openvino-bf16" and runner.input_shape == (1, 32, 8, 8)
+    from deploy.cpu import native_precisions
+
+    with OpenVINORunner(path, precision="bf16") as runner:  # f32 where bf16 is not native (AVX2: NaN with INT8)
+        want = "bf16" if "bf16" in native_precisions() else "f32"
+        assert runner.name == f"openvino-{want}" and runner.input_shape == (1, 32, 8, 8)

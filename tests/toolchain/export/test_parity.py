@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from toolchain.cli import main
@@ -120,24 +123,53 @@ def test_parity_command(parity_run, ptq_run, tiny_dataset, tiny_checkpoint, caps
     assert "not a fake-quant model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("jitters", "code", "said"), [
-    ((0.02, 0.15), 1, "FAIL: mAP50-95 differs by"),  # a real gap: every box of one runtime 15% off
-    ((0.05, 0.05), 0, "parity: OK"),  # over the bound on 40 images, but within noise
+@pytest.mark.parametrize(("jitters", "floor", "code", "said"), [
+    ((0.02, 0.15), 0.0, 1, "FAIL: mAP50-95 differs by"),  # a real gap: every box of one runtime 15% off
+    ((0.02, 0.15), None, 1, "FAIL: mAP50-95 differs by"),  # the same, over 3x a floor of a tenth of it
+    ((0.02, 0.15), 1.0, 0, "parity: OK"),  # real, but rounding alone moves this model's mAP as much
+    ((0.05, 0.05), 0.0, 0, "parity: OK"),  # over the bound on 40 images, but within noise
 ])  # fmt: skip
-def test_an_map_gap_fails_only_when_its_interval_excludes_0(ptq_run, tiny_dataset, monkeypatch, capsys, jitters, code,
-                                                            said):  # fmt: skip
+def test_an_map_gap_fails_only_when_over_the_float_floor_and_real(ptq_run, tiny_dataset, monkeypatch, capsys, jitters,
+                                                                  floor, code, said):  # fmt: skip
     """The layer-aligned comparison passes; the mAP of the two runtimes is replaced by made-up
-    detections on 40 images, so the gap and its paired interval are known."""
+    detections on 40 images, so the gap and its paired interval are known; the float32 floor (the
+    fake-quant model under other arithmetic) is set to a fraction of the gap."""
     from tests.toolchain.training.test_qat_report import _scored
     from toolchain.export import parity
 
     onnx_result, torch_result = _scored(jitters[0], 0), _scored(jitters[1], 1)
     gap = onnx_result.map50_95 - torch_result.map50_95
     assert abs(gap) > 0.002  # over the default bound either way
+    moved = abs(gap) * (0.1 if floor is None else floor)
+    floor_results = {"reference kernels": replace(torch_result, map50_95=torch_result.map50_95 + moved),
+                     "float64": torch_result}  # fmt: skip
     monkeypatch.setattr(parity, "evaluate_onnx_and_torch", lambda *a: (onnx_result, torch_result))
+    monkeypatch.setattr(parity, "evaluate_float_floor", lambda *a: floor_results)
     args = ["parity", "--model", str(ptq_run.folder / "tiny.int8.pt"), "--onnx", str(ptq_run.folder / "tiny.int8.onnx"),
             "--data", str(tiny_dataset), "--images", "2"]  # fmt: skip
     assert main(args) == code
     out = capsys.readouterr().out
     assert said in out and f"difference {gap:+.4f} [" in out
-    assert ("real" in out.split("difference", 1)[1]) is (code == 1)
+    assert f"reference kernels {moved:+.4f}, float64 +0.0000" in out
+    assert ("real" in out.split("difference", 1)[1]) is (jitters[1] == 0.15)
+
+
+def test_float_floor_runs_the_model_under_other_arithmetic(exported, tiny_dataset):
+    """The floor's float64 run keeps the quantization grids (ranges in float32) and computes the rest
+    wider: its outputs sit within the rounding cascade of the oneDNN run's, and both floor runs score."""
+    from deploy.dataset import load_data_yaml, load_split
+    from toolchain.export.onnx import export_form
+    from toolchain.export.parity import _Float64Runner, evaluate_float_floor
+    from toolchain.models.torch_runner import TorchRunner
+    from toolchain.quantization.ptq import quantizers
+
+    model, path, batches = exported
+    imgsz = batches[0].shape[-1]
+    with _Float64Runner(export_form(model), imgsz) as wide, TorchRunner(export_form(model), imgsz) as narrow:
+        assert next(wide.model.parameters()).dtype == torch.float64
+        assert all(b.dtype == torch.float32 for q in quantizers(wide.model) for b in q.buffers())
+        gaps = [head_relative_l2(wide.infer(b)[0], narrow.infer(b)[0]) for b in batches]
+    assert 0 < max(gaps) < 0.05
+    split = load_split(load_data_yaml(tiny_dataset), "val", limit=4)
+    floor = evaluate_float_floor(model, split, imgsz)
+    assert set(floor) == {"reference kernels", "float64"} and all(r.images == 4 for r in floor.values())
