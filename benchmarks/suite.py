@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks.measure import Row, RowProcess, Schedule, other_load, peak_memory, summarize, time_rotated
 from deploy.bootstrap import Resamples
 from deploy.cpu import describe as cpu_describe
-from deploy.cpu import effective_isa, isa_flags_line
+from deploy.cpu import effective_isa, isa_flags_line, native_precisions
 from deploy.dataset import load_data_yaml, load_split
 from deploy.evaluate import evaluate
 from deploy.outputs import Outputs
@@ -32,7 +32,9 @@ logger = logging.getLogger(__name__)
 
 
 def cpu_has_bf16() -> bool:
-    """Whether OpenVINO reports bf16 for this CPU."""
+    """Whether this CPU computes bf16 natively under the oneDNN cap, and OpenVINO reports it."""
+    if "bf16" not in native_precisions():
+        return False
     try:
         import openvino as ov
 

@@ -93,7 +93,8 @@ def _split_sources(raw: dict, split: str, root: Path, path: Path) -> list[Path]:
         except (OSError, ValueError) as exc:  # a name too long, a NUL byte
             raise ToolchainError(f"{path}: '{split}' is not a usable path {entry!r} ({exc})") from exc
         if not exists:
-            raise ToolchainError(f"{path}: '{split}' points to {src}, which does not exist; fix the path in the YAML")
+            shown = str(src) if str(src).isprintable() else repr(str(src))  # one line, even for a name with a newline
+            raise ToolchainError(f"{path}: '{split}' points to {shown}, which does not exist; fix the path in the YAML")
         if is_file and src.suffix.lower() != ".txt":
             raise ToolchainError(
                 f"{path}: '{split}' points to the file {src}; expected a folder of images or a .txt file "

@@ -1,6 +1,11 @@
 """Reading and writing files for both halves: text and YAML read with one-line errors; outputs written
 so that nothing is left half-written (a temporary file, then an atomic rename); output paths checked
 before the work starts.
+
+The output policy, one for every entry point: an output is a new path or a regular file that is not
+an input of the same command. A symlink is written through (its target is replaced atomically, the
+link stays). A folder, device, FIFO or socket is refused, except ``-`` and ``/dev/stdout`` where a
+command streams to standard output (``write_json``, ``infer.py --json``).
 """
 
 from __future__ import annotations
@@ -8,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -82,6 +89,42 @@ def read_yaml_mapping(
     return raw
 
 
+STDOUT_NAMES = ("-", "/dev/stdout")
+
+
+def is_stdout(path: str | Path | None) -> bool:
+    """Whether an output path means standard output (``-`` or ``/dev/stdout``)."""
+    return path is not None and str(path) in STDOUT_NAMES
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    for test, name in kinds:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def output_target(path: str | Path, flag: str = "output") -> Path:
+    """The file an output replaces: ``path``, or the final target of a symlink (written through).
+
+    Raises:
+        ToolchainError: ``path`` (or its target) exists and is not a regular file: a folder, a device,
+            a FIFO or a socket, which an atomic rename would replace.
+    """
+    path = Path(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = target.stat().st_mode
+    except OSError:  # a new path (or a symlink to one): created
+        return target
+    if not stat.S_ISREG(mode):
+        via = f" (a link to {target})" if target != path else ""
+        raise ToolchainError(f"{flag} {path}{via}: is {_kind(mode)}, not a regular file; expected a file path")
+    return target
+
+
 def temp_path_beside(path: str | Path, keep_suffix: bool = False) -> Path:
     """Create an empty hidden temporary file in ``path``'s folder and return its path.
 
@@ -115,7 +158,7 @@ def commit_temp(tmp: Path, path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | Path, keep_suffix: bool = False, flag: str = "output") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically, on an
     exception it is removed and ``path`` is left as it was.
 
@@ -123,7 +166,7 @@ def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
         >>> with atomic_path("model.onnx") as tmp:
         ...     onnx.save(model, tmp)
     """
-    path = Path(path)
+    path = output_target(path, flag)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -137,9 +180,14 @@ def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
 
 
 def write_json(path: str | Path, data: object) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented JSON, atomically (to standard output for ``-`` or ``/dev/stdout``)."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    if is_stdout(path):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.write_text(text)
     return Path(path)
 
 
@@ -158,9 +206,12 @@ def check_output_file(path: str | Path, flag: str) -> Path:
         ToolchainError: Naming the flag, the path and the fix.
     """
     path = Path(path)
+    if is_stdout(path):
+        return path
     if path.is_dir():
         raise ToolchainError(f"{flag} {path}: is a folder; expected a file path")
-    check_output_folder(path.parent, flag, path)
+    target = output_target(path, flag)
+    check_output_folder(target.parent, flag, path)
     return path
 
 
@@ -207,7 +258,7 @@ def check_distinct_paths(outputs: Mapping | Iterable[tuple[str, str | Path | Non
     """
     seen = {Path(p).resolve(): f"the input {name}" for name, p in inputs.items() if p}
     for name, path in outputs.items() if isinstance(outputs, Mapping) else outputs:
-        if not path:
+        if not path or is_stdout(path):
             continue
         clash = seen.get(Path(path).resolve())
         if clash:

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"one of {', '.join(BACKENDS)} (default: auto; see below)")  # fmt: skip
     p.add_argument("--precision", default="f32", choices=("f32", "bf16"),
                    help="OpenVINO only: precision hint for its float layers (default: f32)")  # fmt: skip
+    p.add_argument("--allow-invalid-qdq", action="store_true",
+                   help="run a QDQ ONNX whose scales are not finite and positive (refused: it finds nothing)")
     p.add_argument("--int8-remedy", default="auto", choices=REMEDIES,
                    help="OpenVINO only, an INT8 model on a CPU whose INT8 self-check fails (no VNNI): auto (the "
                         "measured default), float, weights7 (7-bit weights, INT8 kernels), none (as it is: wrong)")
@@ -173,7 +175,7 @@ def run(args: argparse.Namespace) -> dict:
     post = PostprocessConfig(args.conf, args.iou, args.max_det, multi_label=False,
                              classes=tuple(args.classes) if args.classes else None)  # fmt: skip
     with create_runner(model, args.backend, threads=args.threads, precision=args.precision,
-                       int8_remedy=args.int8_remedy, cuda=args.cuda,
+                       int8_remedy=args.int8_remedy, allow_invalid_qdq=args.allow_invalid_qdq, cuda=args.cuda,
                        cuda_graph=args.cuda_graph) as runner:  # fmt: skip
         names = _names(model)
         imgsz = _input_size(runner, model, args.imgsz)

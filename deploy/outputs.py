@@ -18,7 +18,15 @@ import cv2
 import numpy as np
 
 from deploy.errors import ToolchainError, UsageError, interrupts_deferred
-from deploy.fileio import atomic_path, check_output_file, check_output_folder, commit_temp, temp_path_beside
+from deploy.fileio import (
+    atomic_path,
+    check_output_file,
+    check_output_folder,
+    commit_temp,
+    is_stdout,
+    output_target,
+    temp_path_beside,
+)
 from deploy.postprocess import Detections
 from deploy.sources import Frame
 
@@ -107,6 +115,8 @@ def check_outputs(
             check_output_file(paths[flag], flag)
     seen: dict[Path, str] = {Path(p).resolve(): "the input" for p in inputs if p and Path(p).exists()}
     for flag, path in paths.items():
+        if is_stdout(path):
+            continue
         clash = seen.get(path.resolve())
         if clash:
             raise UsageError(f"{flag} {path}: the same file as {clash}; it would be overwritten, choose another path")
@@ -117,7 +127,7 @@ class _VideoRecording:
     """A video written to a temporary file beside its final name, renamed once checked playable."""
 
     def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps, self.frames = path, fps, 0
+        self.path, self.fps, self.frames = output_target(path, "--save"), fps, 0  # a link: its target is replaced
         self.tmp: Path | None = None
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
@@ -182,7 +192,8 @@ class _JsonLines:
     def write(self, row: dict) -> None:
         try:
             if self.file is None:
-                self.file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (closed in finish/discard)
+                self.file = sys.stdout if is_stdout(self.path) else open(output_target(self.path, "--json"), "w",  # noqa: SIM115
+                                                                          encoding="utf-8")  # closed in finish/discard
             self.file.write(json.dumps(row) + "\n")
             self.file.flush()
         except OSError as exc:
@@ -190,7 +201,7 @@ class _JsonLines:
         self.lines += 1
 
     def finish(self) -> None:
-        if self.file is None:
+        if self.file is None or self.file is sys.stdout:
             return
         try:
             self.file.close()
@@ -199,7 +210,7 @@ class _JsonLines:
 
     def discard(self) -> None:
         """Close the file (whatever was written and flushed stays: each line is a whole frame)."""
-        if self.file is not None and not self.file.closed:
+        if self.file is not None and self.file is not sys.stdout and not self.file.closed:
             try:
                 self.file.close()
             except OSError:
@@ -273,7 +284,7 @@ class Outputs:
             raise ToolchainError(f"--save {path}: OpenCV could not encode the frame as JPEG")
         try:
             self.save.mkdir(exist_ok=True)
-            with atomic_path(path) as tmp:
+            with atomic_path(path, flag="--save") as tmp:
                 tmp.write_bytes(data.tobytes())
         except OSError as exc:
             raise ToolchainError(f"--save {path}: writing failed ({exc.strerror})") from exc

@@ -111,21 +111,32 @@ class _Graph:
         return self.const.get(node.input[1])
 
 
+def _arithmetic_violations(g: _Graph, n, tensorrt: bool = True) -> list[Violation]:
+    """What makes one Q/DQ node compute garbage: a scale that is not finite and positive (any runtime);
+    for TensorRT also a zero point that is not int8 0."""
+    found = []
+    scale = g.scale(n)
+    zp = g.const.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+    if scale is None:
+        found.append(Violation("int8", [n.name], "scale is not a constant"))
+    elif not np.all(np.isfinite(scale) & (scale > 0)):
+        bad = scale.reshape(-1)[~(np.isfinite(scale.reshape(-1)) & (scale.reshape(-1) > 0))]
+        found.append(Violation("int8", [n.name], f"scale has values that are not finite and > 0 ({bad[:3].tolist()})"))
+    if not tensorrt:
+        return found
+    if zp is None or zp.dtype != np.int8:
+        dtype = "missing (uint8 by default)" if zp is None else str(zp.dtype)
+        found.append(Violation("int8", [n.name], f"zero point is {dtype}; TensorRT takes int8"))
+    elif np.any(zp != 0):
+        found.append(Violation("int8", [n.name], "zero point is not 0; TensorRT takes symmetric int8"))
+    return found
+
+
 def _check_qdq_nodes(g: _Graph, report: QdqReport) -> None:
     for n in g.nodes:
         if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
             continue
-        scale = g.scale(n)
-        zp = g.const.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-        if scale is None:
-            report.violations.append(Violation("int8", [n.name], "scale is not a constant"))
-        elif not np.all(scale > 0):
-            report.violations.append(Violation("int8", [n.name], "scale has values <= 0"))
-        if zp is None or zp.dtype != np.int8:
-            dtype = "missing (uint8 by default)" if zp is None else str(zp.dtype)
-            report.violations.append(Violation("int8", [n.name], f"zero point is {dtype}; TensorRT takes int8"))
-        elif np.any(zp != 0):
-            report.violations.append(Violation("int8", [n.name], "zero point is not 0; TensorRT takes symmetric int8"))
+        report.violations += _arithmetic_violations(g, n)
         users = g.consumers.get(n.output[0], [])
         if n.op_type == "QuantizeLinear" and (not users or any(u.op_type != "DequantizeLinear" for u in users)):
             report.violations.append(
@@ -273,6 +284,33 @@ def check_qdq(path: str | Path, allow_float: bool = False) -> QdqReport:
     _check_adds(g, report, root, _check_scales(g, report, root))
     _check_quantized(report, allow_float)
     return report
+
+
+ALLOW_INVALID_QDQ = "--allow-invalid-qdq"
+
+
+def check_runnable(model, path: str | Path, tensorrt: bool = False) -> None:
+    """Refuse a QDQ ONNX whose Q/DQ arithmetic is broken before a runtime runs it (it would run and
+    find nothing: a NaN or zero scale looks like an empty scene). ``tensorrt`` adds TensorRT's zero
+    point 0. A float model passes.
+
+    Args:
+        model: The loaded ``onnx.ModelProto``.
+        path: Its file, for the message.
+        tensorrt: Also require int8 zero points of 0 (TensorRT's symmetric quantization).
+
+    Raises:
+        ToolchainError: One line: the first broken node, how many there are, and the way past it.
+    """
+    g = _Graph(model)
+    found = [v for n in g.nodes if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+             for v in _arithmetic_violations(g, n, tensorrt)]  # fmt: skip
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ToolchainError(f"{path}: Q/DQ node {first.nodes[0]}: {first.message}{more}; export the model "
+                             f"again (check-qdq {path} lists every one), or pass {ALLOW_INVALID_QDQ} to run it "
+                             "anyway")  # fmt: skip
 
 
 def _check_files(args: argparse.Namespace) -> int:

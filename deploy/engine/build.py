@@ -24,8 +24,9 @@ from deploy.engine.inspect import layer_report
 from deploy.engine.precision import BuildPlan, OnnxTypes, plan_build
 from deploy.engine.trt import TrtFeatures, checked, import_tensorrt
 from deploy.errors import ToolchainError, report_errors
-from deploy.fileio import atomic_path
+from deploy.fileio import atomic_path, check_distinct_paths, check_output_file
 from deploy.metadata import ModelMetadata, sidecar_path
+from deploy.runtime.base import check_qdq_arithmetic
 
 logger = logging.getLogger(__name__)
 
@@ -165,11 +166,15 @@ def engine_from_onnx(onnx: str | Path, cfg: EngineConfig, out: str | Path | None
     onnx = Path(onnx)
     if not onnx.is_file():
         raise ToolchainError(f"{onnx}: ONNX not found; write one with 'make qat' or 'make ptq', or pass its path")
+    if out is not None:
+        _check_outputs(onnx, Path(out), cfg)
+    check_qdq_arithmetic(onnx, tensorrt=True, allow_invalid=cfg.allow_invalid_qdq)
     types = OnnxTypes.read(onnx)
     trt = import_tensorrt()
     features = TrtFeatures.of(trt)
     plan = plan_build(onnx, cfg, types, features)
     out = Path(out) if out else engine_path(onnx, plan.precision)
+    _check_outputs(onnx, out, cfg)
     start = time.perf_counter()
     logger.info("Building %s engine from %s with TensorRT %s (strongly typed: %s, INT8 from: %s)",
                 plan.precision, onnx, trt.__version__, plan.strongly_typed, plan.int8_source)  # fmt: skip
@@ -190,6 +195,15 @@ def engine_from_onnx(onnx: str | Path, cfg: EngineConfig, out: str | Path | None
     _write_sidecar(onnx, out, cfg, plan, types, trt.__version__, built, report, device)
     logger.info("Finished engine building in %.1f s: %s (%s)", time.perf_counter() - start, out, report["summary"])
     return out
+
+
+def _check_outputs(onnx: Path, out: Path, cfg: EngineConfig) -> None:
+    """The engine, its sidecar and the timing cache: none of them the ONNX or its sidecar, each a file path."""
+    outputs = {"--out": out, f"the sidecar of {out}": sidecar_path(out), "--timing-cache": cfg.timing_cache}
+    check_distinct_paths(outputs, {"the ONNX": onnx, f"the sidecar of {onnx}": sidecar_path(onnx)})
+    for flag, path in outputs.items():
+        if path:
+            check_output_file(path, flag)
 
 
 def _check_report(out: Path, plan: BuildPlan, report: dict) -> None:
@@ -221,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("onnx")
     p.add_argument("--precision", default=d.precision, choices=list(PRECISIONS))
     p.add_argument("--out", default=None)
+    p.add_argument("--allow-invalid-qdq", action="store_true",
+                   help="build even where a Q/DQ scale is not finite and positive or a zero point is not 0")
     p.add_argument("--min-batch", type=int, default=d.min_batch)
     p.add_argument("--opt-batch", type=int, default=d.opt_batch)
     p.add_argument("--max-batch", type=int, default=d.max_batch)
@@ -248,6 +264,7 @@ def config_from_args(a: argparse.Namespace) -> EngineConfig:
     return EngineConfig(
         a.precision, a.min_batch, a.opt_batch, a.max_batch, a.workspace_gib, not a.no_fp16_fallback,
         a.strongly_typed, a.timing_cache, a.dla_core, a.calib_images, a.calib_batches, a.calib_cache, a.cuda,
+        a.allow_invalid_qdq,
     )  # fmt: skip
 
 

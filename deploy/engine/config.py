@@ -33,6 +33,8 @@ class EngineConfig:
         calib_images: Folder of images for INT8 calibration of an ONNX without Q/DQ.
         calib_batches: Calibration batches to feed.
         calib_cache: Calibration cache file (reused when present).
+        allow_invalid_qdq: Build from a QDQ ONNX that breaks TensorRT's Q/DQ arithmetic rules (scales
+            finite and positive, zero points 0); refused by default.
         cuda: CUDA library for the build's context, calibration buffers and device query:
             ``pycuda`` or ``cuda-python``.
     """
@@ -50,6 +52,7 @@ class EngineConfig:
     calib_batches: int = 32
     calib_cache: str | None = None
     cuda: str = "pycuda"
+    allow_invalid_qdq: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

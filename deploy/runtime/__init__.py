@@ -58,7 +58,7 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
             raise ToolchainError(f"{path}: a TensorRT engine runs only with --backend tensorrt (or auto)")
         from deploy.runtime.tensorrt import TensorRTRunner
 
-        return TensorRTRunner(path, options.get("cuda") or "pycuda", bool(options.get("cuda_graph")))
+        return TensorRTRunner(path, options.get("cuda") or "pycuda", bool(options.get("cuda_graph")))  # built checked
     options.pop("cuda", None)
     options.pop("cuda_graph", None)
     if path.suffix != ".onnx":

@@ -7,6 +7,7 @@ its resources and frees them in ``close()`` (also on ``with`` exit).
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 
 import numpy as np
 
@@ -42,3 +43,21 @@ class Runner(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_qdq_arithmetic(path: str | Path, tensorrt: bool = False, allow_invalid: bool = False) -> None:
+    """Refuse, before a runtime loads it, a QDQ ONNX whose scales are not finite and positive (or, for
+    TensorRT, whose zero points are not 0): ``deploy.qdq_check.check_runnable``. A float ONNX, a file
+    ONNX cannot parse (the runtime says why) and ``allow_invalid`` pass."""
+    if allow_invalid:
+        return
+    import onnx
+
+    from deploy.qdq_check import check_runnable
+
+    try:
+        model = onnx.load(str(path))
+    except Exception:  # not ONNX, or truncated: the runtime's own error names it
+        return
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        check_runnable(model, path, tensorrt)

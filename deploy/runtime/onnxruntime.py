@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.errors import ToolchainError
-from deploy.runtime.base import Runner
+from deploy.runtime.base import Runner, check_qdq_arithmetic
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ class OnnxRuntimeRunner(Runner):
         spinning: Let intra-op threads spin after a run (ONNX Runtime's default, lowest back-to-back
             latency). ``False`` puts them to sleep at once, so they take no CPU from whatever runs next
             (another model in a benchmark, the pipeline's other stages).
+        allow_invalid_qdq: Run a QDQ ONNX whose scales are not finite and positive (refused by default).
 
     Example:
         >>> with OnnxRuntimeRunner("model.onnx", threads=2) as runner:
@@ -32,13 +33,16 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
     def __init__(
-        self, path: str | Path, providers: list[str] | None = None, threads: int | None = None, spinning: bool = True
-    ) -> None:
+        self, path: str | Path, providers: list[str] | None = None, threads: int | None = None, spinning: bool = True,
+        allow_invalid_qdq: bool = False,
+    ) -> None:  # fmt: skip
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
             raise ToolchainError(f"{path}: ONNX model not found; export one with 'make export' or check the path")
+        trt_provider = "TensorrtExecutionProvider" in (providers or [])
+        check_qdq_arithmetic(path, tensorrt=trt_provider, allow_invalid=allow_invalid_qdq)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

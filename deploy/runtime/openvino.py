@@ -13,7 +13,7 @@ import numpy as np
 from deploy.cpu import describe as describe_cpu
 from deploy.cpu import effective_isa, native_precisions
 from deploy.errors import ToolchainError
-from deploy.runtime.base import Runner
+from deploy.runtime.base import Runner, check_qdq_arithmetic
 from deploy.runtime.openvino_int8 import (
     DEFAULT_REMEDY,
     LP_TRANSFORMS_OFF,
@@ -116,6 +116,7 @@ class OpenVINORunner(Runner):
             (``DEFAULT_REMEDY``; nothing where the check passes), ``float``, ``weights7`` or ``none``
             (run as it is, wrong). See ``deploy.runtime.openvino_int8``.
         perf_count: Collect per-layer times (``layer_times``); slows inference a little.
+        allow_invalid_qdq: Run a QDQ ONNX whose scales are not finite and positive (refused by default).
         config: More OpenVINO properties (e.g. ``{"ENABLE_CPU_PINNING": False}``), set last.
 
     Example:
@@ -128,7 +129,7 @@ class OpenVINORunner(Runner):
     def __init__(
         self, path: str | Path, precision: str = "f32", threads: int | None = None, device: str = "CPU",
         hint: str = "LATENCY", concat_workaround: str = "maximum", perf_count: bool = False,
-        config: dict | None = None, int8_remedy: str = "auto",
+        config: dict | None = None, int8_remedy: str = "auto", allow_invalid_qdq: bool = False,
     ):  # fmt: skip
         try:
             import openvino as ov
@@ -139,6 +140,8 @@ class OpenVINORunner(Runner):
         path = Path(path)
         if not path.is_file():
             raise ToolchainError(f"{path}: model not found")
+        if path.suffix == ".onnx":
+            check_qdq_arithmetic(path, allow_invalid=allow_invalid_qdq)
         for label, value, allowed in (("precision", precision, PRECISIONS), ("hint", hint, HINTS),
                                       ("concat_workaround", concat_workaround, tuple(CONCAT_WORKAROUNDS)),
                                       ("int8_remedy", int8_remedy, REMEDIES)):  # fmt: skip

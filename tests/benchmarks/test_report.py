@@ -135,3 +135,31 @@ def test_gpu_environment_without_nvidia_tools(monkeypatch):
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert gpu_environment() == {"gpu": None}
+
+
+def test_an_int8_row_off_onnxruntime_beyond_noise_is_a_fault_and_fails_the_bench():
+    """OpenVINO's INT8 on a CPU without VNNI scored 0.41 where ONNX Runtime gave 0.62: not a result."""
+    from benchmarks.report import faults
+
+    wrong, right = _row("INT8 PTQ", "openvino", 19.0, 3.3, 0.41), _row("INT8 QAT", "openvino", 15.0, 3.3, 0.62)
+    float_ov = _row("FP32", "openvino", 20.0, 12.0, 0.60, "bf16")  # bf16 arithmetic differs: not an INT8 fault
+    wrong.accuracy["differences"] = {"INT8 PTQ / onnxruntime": _difference(-0.21, -0.27, -0.17)}
+    right.accuracy["differences"] = {"INT8 QAT / onnxruntime": _difference(0.0001, -0.006, 0.005),
+                                     "INT8 PTQ / openvino (f32)": _difference(0.21, 0.17, 0.27)}  # fmt: skip
+    float_ov.accuracy["differences"] = {"FP32 / onnxruntime": _difference(-0.02, -0.03, -0.01)}
+    rows = [_row("FP32", "openvino", 27.0, 12.0, 0.62), wrong, right, float_ov]
+    found = faults(rows)
+    assert len(found) == 1 and found[0].startswith("INT8 PTQ / openvino (f32): mAP50-95 -0.2100")
+    text = markdown(rows, {"cpu": "test"}, "t")
+    assert "**FAULTS**" in text and found[0] in text
+
+
+def test_the_report_says_whether_int8_beats_float_and_names_the_faster_model():
+    from benchmarks.report import int8_speed
+
+    slow = [_row("FP32", "openvino", 10.0, 12.0, 0.62), _row("INT8 QAT", "openvino", 10.5, 3.3, 0.62)]
+    line = int8_speed(slow)
+    assert line.startswith("INT8 on this CPU is no faster than float") and "run FP32.onnx on openvino" in line
+    fast = [_row("FP32", "openvino", 27.0, 12.0, 0.62), _row("INT8 QAT", "openvino", 15.0, 3.3, 0.62)]
+    assert "runs 1.80x the speed of FP32 / openvino (f32)" in int8_speed(fast)
+    assert int8_speed([_row("FP32", "onnxruntime", 27.0, 12.0, 0.62)]) == ""

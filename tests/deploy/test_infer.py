@@ -110,7 +110,7 @@ def test_a_failing_image_write_is_an_error_naming_the_file(tmp_path):
     outputs.write(frame, Detections.empty(), None)
     assert (tmp_path / "frames" / "a_000000.jpg").stat().st_size > 0
     (tmp_path / "frames" / "a_000001.jpg").mkdir()  # the next file's name is taken by a folder: the write fails
-    with pytest.raises(ToolchainError, match=r"--save .*a_000001\.jpg: writing failed"):
+    with pytest.raises(ToolchainError, match=r"--save .*a_000001\.jpg: is a folder, not a regular file"):
         outputs.write(Frame(1, frame.image, "a.jpg", 0.0), Detections.empty(), None)
 
 

@@ -28,7 +28,8 @@ class EvalConfig:
         backend: Runtime of an .onnx or engine.
         precision: OpenVINO's precision hint for float layers.
         int8_remedy: OpenVINO, an INT8 model on a CPU whose INT8 self-check fails (no VNNI): auto
-            (float convolutions), float, weights7 (7-bit weights, INT8 kernels) or none (as it is, wrong).
+            (7-bit weights, INT8 kernels), float (float convolutions) or none (as it is, wrong).
+        allow_invalid_qdq: Evaluate a QDQ ONNX whose scales are not finite and positive (refused by default).
         threads: CPU threads of ONNX Runtime or OpenVINO (null: theirs).
         batch: Images per inference.
         device: Torch device of a .pt.
@@ -43,6 +44,7 @@ class EvalConfig:
     backend: Literal[BACKENDS] = "onnxruntime"  # type: ignore[valid-type]
     precision: Literal["f32", "bf16"] = "f32"
     int8_remedy: Literal[REMEDIES] = "auto"  # type: ignore[valid-type]
+    allow_invalid_qdq: bool = False
     threads: PositiveInt | None = None
     batch: PositiveInt = 1
     device: str = "cpu"
@@ -73,7 +75,7 @@ def _runner(cfg: EvalConfig):
     else:  # an ONNX without names anywhere is evaluated under the data's names: their count must fit
         _check_class_count(cfg.weights, cfg.data)
     runner = create_runner(cfg.weights, cfg.backend, threads=cfg.threads, precision=cfg.precision,
-                           int8_remedy=cfg.int8_remedy)  # fmt: skip
+                           int8_remedy=cfg.int8_remedy, allow_invalid_qdq=cfg.allow_invalid_qdq)  # fmt: skip
     size = runner.input_shape[2]
     if cfg.imgsz is not None and isinstance(size, int) and cfg.imgsz != size:
         runner.close()
