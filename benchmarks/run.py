@@ -28,6 +28,9 @@ def _bench(a: argparse.Namespace) -> None:
     suite.prepare_engines(rows, Path(a.out) / a.name, a.max_batch)
     for r in rows:
         logger.info("row %-45s %s", r.name, f"skipped: {r.skipped}" if r.skipped else "runs")
+    if all(r.skipped for r in rows):
+        reasons = sorted({r.skipped for r in rows if r.skipped})
+        raise ToolchainError(f"{run_dir}: nothing to measure, every row was skipped: " + "; ".join(reasons))
     load: dict = {}
     steps = [("latency", lambda: load.update(suite.measure_latency(rows, a.threads, a.runs, a.warmup, a.max_batch))),
              ("per-layer counters", lambda: suite.measure_layers(rows, a.threads)),

@@ -22,6 +22,7 @@ import numpy as np
 
 from deploy.errors import ToolchainError
 from deploy.fileio import read_text, read_yaml_mapping
+from deploy.limits import MAX_IMAGE_BYTES, check_class_count, read_bounded
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -49,7 +50,15 @@ class DatasetSpec:
         return len(self.names)
 
 
+def _short(value: object, width: int = 80) -> str:
+    """A value's repr cut to ``width`` characters, for one-line messages."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _names(raw: object, path: Path) -> list[str]:
+    if isinstance(raw, (list, dict)):
+        check_class_count(len(raw), f"{path}: 'names'")
     if isinstance(raw, dict) and raw:
         bad = [k for k in raw if not isinstance(k, int) or isinstance(k, bool)]
         if bad:
@@ -59,13 +68,16 @@ def _names(raw: object, path: Path) -> list[str]:
             )
         keys = sorted(raw)
         if keys != list(range(len(keys))):
-            raise ToolchainError(f"{path}: 'names' keys must be 0..{len(keys) - 1} without gaps, got {keys}")
+            missing = next(i for i, k in enumerate(keys) if i != k)
+            raise ToolchainError(f"{path}: 'names' keys must be 0..{len(keys) - 1} without gaps; {missing} is missing")
         raw = [raw[k] for k in keys]
     if not isinstance(raw, list) or not raw:
-        raise ToolchainError(f"{path}: 'names' must be a non-empty list or a dict of class id to name, got {raw!r}")
+        raise ToolchainError(
+            f"{path}: 'names' must be a non-empty list or a dict of class id to name, got {_short(raw)}"
+        )
     bad_names = [n for n in raw if not isinstance(n, (str, int, float)) or isinstance(n, bool)]
     if bad_names:
-        raise ToolchainError(f"{path}: 'names' holds {bad_names[0]!r}; every class name must be a string")
+        raise ToolchainError(f"{path}: 'names' holds {_short(bad_names[0])}; every class name must be a string")
     return [str(n) for n in raw]
 
 
@@ -186,7 +198,7 @@ def read_labels(path: Path, nc: int) -> tuple[np.ndarray, list[str]]:
     A missing or empty label file is an image with no objects.
     """
     rows, problems = [], []
-    if path.is_file():
+    if path.exists():  # a FIFO or a link to a device is refused by read_text, not taken for a missing file
         try:
             text = read_text(path, "label file")
         except ToolchainError as exc:
@@ -266,9 +278,9 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     does not name the file.
     """
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, f"{path}: image cannot be read ({exc.strerror})"
+        data = read_bounded(path, "image", MAX_IMAGE_BYTES)
+    except ToolchainError as exc:  # a device or FIFO (read without end), too big, unreadable
+        return None, str(exc)
     if not data:
         return None, f"{path}: empty file; remove or replace it"
     if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):

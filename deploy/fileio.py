@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.errors import ToolchainError, UsageError
+from deploy.limits import MAX_TEXT_BYTES, MAX_YAML_VALUES, expanded_size, file_kind, read_bounded
 
 
 def read_text(path: str | Path, what: str, error: type[ToolchainError] = ToolchainError) -> str:
@@ -32,15 +33,15 @@ def read_text(path: str | Path, what: str, error: type[ToolchainError] = Toolcha
         error: The exception raised: ``ToolchainError`` for input files, ``UsageError`` for configs.
 
     Raises:
-        ToolchainError: (or ``error``) The file cannot be read, or is not UTF-8: one line naming it.
+        ToolchainError: (or ``error``) The file cannot be read, is not a regular file, is over
+            ``MAX_TEXT_BYTES`` or is not UTF-8: one line naming it.
     """
     path = Path(path)
+    data = read_bounded(path, what, MAX_TEXT_BYTES, error)
     try:
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise error(f"{path}: {what} cannot be read ({exc.strerror})") from None
 
 
 def parse_yaml(text: str, where: str, error: type[ToolchainError] = ToolchainError) -> Any:
@@ -48,12 +49,16 @@ def parse_yaml(text: str, where: str, error: type[ToolchainError] = ToolchainErr
     line and the column.
 
     Raises:
-        ToolchainError: (or ``error``) Not valid YAML, or nested too deeply to parse.
+        ToolchainError: (or ``error``) Not valid YAML, nested too deeply to parse, or with aliases that
+            expand to over ``MAX_YAML_VALUES`` values (or refer to themselves).
     """
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        raw = yaml.safe_load(text)
+        values = expanded_size(raw)
+    except ValueError:
+        raise error(f"{where}: a YAML alias refers to itself; write the value out") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -61,6 +66,10 @@ def parse_yaml(text: str, where: str, error: type[ToolchainError] = ToolchainErr
         raise error(f"{where}{at}: not valid YAML ({problem})") from None
     except RecursionError:
         raise error(f"{where}: not valid YAML (nested too deeply)") from None
+    if values > MAX_YAML_VALUES:
+        raise error(f"{where}: its aliases expand to over {MAX_YAML_VALUES:,} values; write the YAML out without "
+                    "nested aliases")  # fmt: skip
+    return raw
 
 
 def read_yaml_mapping(
@@ -79,7 +88,7 @@ def read_yaml_mapping(
         ToolchainError: (or ``error``) The file is missing or unreadable, is not YAML, or is not a mapping.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise error(f"{path}: {what} not found{hint}")
     raw = parse_yaml(read_text(path, what, error), str(path), error)
     if raw is None:
@@ -97,15 +106,6 @@ def is_stdout(path: str | Path | None) -> bool:
     return path is not None and str(path) in STDOUT_NAMES
 
 
-def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
-    for test, name in kinds:
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def output_target(path: str | Path, flag: str = "output") -> Path:
     """The file an output replaces: ``path``, or the final target of a symlink (written through).
 
@@ -121,7 +121,7 @@ def output_target(path: str | Path, flag: str = "output") -> Path:
         return target
     if not stat.S_ISREG(mode):
         via = f" (a link to {target})" if target != path else ""
-        raise ToolchainError(f"{flag} {path}{via}: is {_kind(mode)}, not a regular file; expected a file path")
+        raise ToolchainError(f"{flag} {path}{via}: is {file_kind(mode)}, not a regular file; expected a file path")
     return target
 
 

@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploy.errors import EXIT_INTERRUPTED, EXIT_OK, ToolchainError, report_errors  # noqa: E402
+from deploy.limits import image_size_problem  # noqa: E402
 from deploy.runtime import BACKEND_HELP, BACKENDS, ENGINE_SUFFIXES  # noqa: E402
 from deploy.runtime.openvino_int8 import REMEDIES  # noqa: E402
 
@@ -36,6 +37,14 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _image_size(text: str) -> int:
+    value = _positive_int(text)
+    problem = image_size_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
@@ -76,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda", default="pycuda", choices=("pycuda", "cuda-python"),
                    help="TensorRT only: CUDA library (default: pycuda)")  # fmt: skip
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT only: replay as a CUDA graph (cuda-python)")
-    p.add_argument("--imgsz", type=_positive_int, default=None,
+    p.add_argument("--imgsz", type=_image_size, default=None,
                    help="input size for a model with a dynamic size (default: the model's, else 640)")  # fmt: skip
     p.add_argument("--conf", type=_unit_float, default=0.25, help="minimum score (default: 0.25)")
     p.add_argument("--iou", type=_unit_float, default=0.7, help="NMS IoU threshold (default: 0.7)")
@@ -171,7 +180,10 @@ def run(args: argparse.Namespace) -> dict:
 
     model = Path(args.model)
     _check_model(model)
-    check_outputs(args.show, args.save, args.json, args.summary, inputs=(args.model, args.source or ""))
+    from deploy.metadata import sidecar_path
+
+    check_outputs(args.show, args.save, args.json, args.summary,
+                  inputs=(args.model, sidecar_path(model), args.source or ""))  # fmt: skip
     post = PostprocessConfig(args.conf, args.iou, args.max_det, multi_label=False,
                              classes=tuple(args.classes) if args.classes else None)  # fmt: skip
     with create_runner(model, args.backend, threads=args.threads, precision=args.precision,

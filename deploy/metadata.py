@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from deploy.errors import ToolchainError
-from deploy.fileio import write_json
+from deploy.fileio import read_text, write_json
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -54,7 +57,7 @@ class ModelMetadata:
             ToolchainError: No sidecar and no metadata in the model, or a sidecar unreadable or of another schema.
         """
         path = sidecar_path(model_path)
-        if not path.is_file():
+        if not path.exists():  # a FIFO or a device is refused by read_text, not taken for a missing sidecar
             inside = ModelMetadata.from_onnx(model_path) if str(model_path).endswith(".onnx") else None
             if inside is not None:
                 return inside
@@ -62,8 +65,8 @@ class ModelMetadata:
                 f"{path}: sidecar not found beside {model_path}; re-export the model with the toolchain"
             )
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raw = json.loads(read_text(path, "model sidecar"))
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise ToolchainError(f"{path}: not a valid model sidecar ({exc})") from exc
         return ModelMetadata(**_checked_fields(raw, path))
 
@@ -71,8 +74,16 @@ class ModelMetadata:
     def find(model_path: str | Path) -> ModelMetadata | None:
         """Like ``load``, but ``None`` for a model with neither a sidecar nor metadata inside."""
         path = Path(model_path)
-        if sidecar_path(path).is_file():
-            return ModelMetadata.load(path)
+        if sidecar_path(path).exists():
+            meta = ModelMetadata.load(path)
+            inside = ModelMetadata.from_onnx(path) if path.suffix == ".onnx" and path.is_file() else None
+            if inside is not None and (inside.names, tuple(inside.imgsz)) != (meta.names, tuple(meta.imgsz)):
+                logger.warning(
+                    "%s: its class names or size (%d names, %s) disagree with the metadata inside %s (%d names, %s): "
+                    "the sidecar wins (the toolchain writes it with the model and every runtime reads it; the "
+                    "graph's own input shape still decides the size); export the model again to make them agree",
+                    sidecar_path(path), len(meta.names), list(meta.imgsz), path, len(inside.names), list(inside.imgsz))
+            return meta
         if path.suffix == ".onnx" and path.is_file():
             return ModelMetadata.from_onnx(path)
         return None

@@ -315,8 +315,9 @@ def check_runnable(model, path: str | Path, tensorrt: bool = False) -> None:
 
 def _check_files(args: argparse.Namespace) -> int:
     if args.json:
-        from deploy.fileio import check_output_file
+        from deploy.fileio import check_distinct_paths, check_output_file
 
+        check_distinct_paths({"--json": args.json}, {f"ONNX {i + 1}": p for i, p in enumerate(args.onnx)})
         check_output_file(args.json, "--json")
     reports = [check_qdq(p, args.allow_float) for p in args.onnx]
     for r in reports:

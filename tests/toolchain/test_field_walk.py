@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from toolchain.commands import COMMANDS
-from toolchain.config.fields import ExistingFile, MultipleOf, Range, Writable, convert, hints, shape
+from toolchain.config.fields import ExistingFile, MultipleOf, Range, TorchDevice, Writable, convert, hints, shape
 from toolchain.config.flags import merged_tree
 from toolchain.config.tree import defaults, leaves, lookup, to_dict
 from toolchain.training.schedulers import SCHEDULES, ScheduleConfig, create_scheduler
@@ -46,6 +46,8 @@ def sample(hint: Any, default: Any, existing: str) -> Any:
         return not default
     if s.base in (int, float):
         return _number(s, default)
+    if any(isinstance(c, TorchDevice) for c in s.checks):
+        return "CPU"  # the one device every machine has, spelled other than the default
     if s.base is str:
         suffix = next((c.suffixes[0] for c in s.checks if isinstance(c, Writable) and c.suffixes), "")
         return existing if any(isinstance(c, ExistingFile) for c in s.checks) else "x" + suffix

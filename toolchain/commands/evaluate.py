@@ -10,7 +10,7 @@ from deploy.errors import ToolchainError, UsageError
 from deploy.postprocess import PostprocessConfig
 from deploy.runtime import BACKENDS
 from deploy.runtime.openvino_int8 import REMEDIES
-from toolchain.config.fields import ExistingPath, ImageSize, PositiveInt, Writable, check_fields
+from toolchain.config.fields import Device, ExistingPath, ImageSize, PositiveInt, Writable, check_fields
 from toolchain.config.files import record
 from toolchain.config.flags import Command
 from toolchain.config.tree import replace
@@ -47,7 +47,7 @@ class EvalConfig:
     allow_invalid_qdq: bool = False
     threads: PositiveInt | None = None
     batch: PositiveInt = 1
-    device: str = "cpu"
+    device: Device = "cpu"
     json: Annotated[str, Writable((".json",))] | None = None
     postprocess: PostprocessConfig = PostprocessConfig()
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from deploy.fileio import check_distinct_paths
 from toolchain.config.fields import (
+    Device,
     ExistingPath,
     FieldError,
     ImageSize,
@@ -47,7 +48,7 @@ class PTQConfig:
     imgsz: ImageSize | None = None
     num_images: PositiveInt = 256
     batch: PositiveInt = 16
-    device: str = "cpu"
+    device: Device = "cpu"
     out: Annotated[str, Writable((".onnx",))] | None = None
     fp32: bool = False
     fp16: bool = False
@@ -119,7 +120,7 @@ class SensitivityConfig:
     calib_images: PositiveInt = 128
     keep_float: NonNegativeInt = 0
     out: Annotated[str, Writable()] = "runs/sensitivity"
-    device: str = "cpu"
+    device: Device = "cpu"
     quant: QuantConfig = QuantConfig()
 
     def __post_init__(self) -> None:

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal, Union
 
 from deploy.errors import UsageError
 from deploy.fileio import write_problem
+from deploy.limits import file_kind, image_size_problem
 
 
 class FieldError(UsageError):
@@ -88,6 +89,39 @@ class ExistingFile:
     """A path to a file that exists when the config is built."""
 
 
+class TorchDevice:
+    """A torch device this machine has: ``cpu``, ``cuda``, ``cuda:N`` or ``N`` (``0,1`` for ultralytics'
+    multi-GPU training), checked against the GPUs torch sees."""
+
+
+def device_problem(value: str) -> str | None:
+    """Why ``value`` is not a device of this machine (``None`` where it is)."""
+    text = str(value).strip().lower()
+    if text == "cpu":
+        return None
+    if text == "mps":
+        import torch
+
+        missing = "mps asks for Apple's GPU, which this machine lacks; use cpu"
+        return None if torch.backends.mps.is_available() else missing
+    ids = text.removeprefix("cuda").removeprefix(":").split(",") if text != "cuda" else ["0"]
+    if not all(i.strip().isdigit() for i in ids):
+        return f"expected cpu, cuda, cuda:N or GPU ids like 0 or 0,1; got {value!r}"
+    import torch  # lazy: configs are built before the heavy imports of a command
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return f"{value} asks for a CUDA GPU, and torch sees none on this machine; use cpu"
+    bad = [int(i) for i in ids if int(i) >= count]
+    if bad:
+        return f"GPU {bad[0]} does not exist: torch sees {count} GPU(s), ids 0..{count - 1}"
+    return None
+
+
+class FitsMemory:
+    """An image size whose input and activations this machine's memory can hold (``deploy.limits``)."""
+
+
 @dataclass(frozen=True)
 class Writable:
     """A path the command writes (a file ending in one of ``suffixes``, or a folder when there are
@@ -104,9 +138,10 @@ NonNegativeFloat = Annotated[float, Range(ge=0)]
 Fraction = Annotated[float, Range(ge=0, le=1)]
 Decay = Annotated[float, Range(ge=0, lt=1)]
 EpochOrNever = Annotated[int, Range(ge=-1)]
-ImageSize = Annotated[int, Range(ge=32), MultipleOf(32)]
+ImageSize = Annotated[int, Range(ge=32), MultipleOf(32), FitsMemory()]
 Pattern = Annotated[str, Regex()]
 ExistingPath = Annotated[str, ExistingFile()]
+Device = Annotated[str, TorchDevice()]
 
 
 @dataclass(frozen=True)
@@ -301,9 +336,15 @@ def _check(c: object, s: Shape, value: Any, key: str) -> None:
         except re.error as exc:
             raise FieldError(key, f"{value!r} is not a valid regular expression ({exc})") from exc
     if isinstance(c, ExistingFile) and not Path(value).is_file():
+        if Path(value).exists():  # a folder, a device, a FIFO: named as what it is, never read
+            raise FieldError(key, f"{value} is {file_kind(Path(value).stat().st_mode)}, not a regular file")
         raise FieldError(key, f"file not found: {value}")
     if isinstance(c, Writable):
         _check_writable(c, value, key)
+    if isinstance(c, TorchDevice) and device_problem(value):
+        raise FieldError(key, device_problem(value))
+    if isinstance(c, FitsMemory) and image_size_problem(value):
+        raise FieldError(key, f"{value}: {image_size_problem(value)}")
 
 
 def _check_writable(c: Writable, value: str, key: str) -> None:
@@ -312,6 +353,8 @@ def _check_writable(c: Writable, value: str, key: str) -> None:
         raise FieldError(key, f"expected a file name ending in {' or '.join(c.suffixes)}, got {value!r}")
     if not c.suffixes and path.exists() and not path.is_dir():
         raise FieldError(key, f"{value} is a file; expected a folder")
+    if c.suffixes and path.exists() and not path.is_file():  # a link to a device, a FIFO: never replaced
+        raise FieldError(key, f"{value} is {file_kind(path.stat().st_mode)}, not a regular file; expected a file path")
     folder = path.parent if c.suffixes else path
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

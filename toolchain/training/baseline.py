@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from deploy.dataset import load_data_yaml
 from deploy.errors import ToolchainError
 from toolchain.config.fields import (
+    Device,
     ExistingPath,
     FieldError,
     ImageSize,
@@ -63,7 +64,7 @@ class BaselineConfig:
     imgsz: ImageSize = 640
     epochs: PositiveInt = 100
     batch: PositiveInt = 16
-    device: str = "cpu"
+    device: Device = "cpu"
     workers: NonNegativeInt = 2
     project: Annotated[str, Writable()] = "runs"
     name: str = "baseline"

@@ -28,6 +28,7 @@ from deploy.dataset import load_data_yaml, load_split
 from deploy.evaluate import EvalResult, evaluate
 from toolchain.config.fields import (
     Decay,
+    Device,
     ExistingPath,
     FieldError,
     Fraction,
@@ -97,7 +98,7 @@ class TrainConfig:
     grad_clip: NonNegativeFloat = 10.0
     ema_decay: Decay = 0.999
     amp: bool = True
-    device: str = "cpu"
+    device: Device = "cpu"
     workers: NonNegativeInt = 2
     threads: NonNegativeInt = 0
     mosaic: Fraction = 0.0
