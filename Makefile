@@ -190,7 +190,7 @@ test-all: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check toolchain deploy benchmarks tests
+	$(VENV)/bin/ruff check base toolchain deploy benchmarks tests
 
 clean:
 	rm -rf runs data .pytest_cache model.*.engine model.*.engine.json

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from base.errors import ToolchainError, report_errors
+from base.fileio import write_json
 from benchmarks.measure import InProcess, Row, RowProcess, Schedule, other_load, summarize, time_rotated
-from deploy.errors import ToolchainError, report_errors
-from deploy.fileio import write_json
 
 logger = logging.getLogger("agreement")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from base.dataset import Split
 from deploy.bootstrap import paired_bootstrap
-from deploy.dataset import Split
 from deploy.evaluate import EvalResult, evaluate
 from deploy.preprocess import preprocess
 from deploy.runtime.base import Runner

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from base.errors import ToolchainError, report_errors
+from base.fileio import write_json
 from benchmarks.gpu_measure import probe_memory
 from benchmarks.gpu_steps import (
     Engine,
@@ -51,8 +53,6 @@ from benchmarks.gpu_steps import (
     time_engines,
     video_through_infer,
 )
-from deploy.errors import ToolchainError, report_errors
-from deploy.fileio import write_json
 from deploy.runtime.base import Runner
 
 logger = logging.getLogger("gpu-check")

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from base.errors import ToolchainError
 from benchmarks.gpu_measure import output_errors, parse_trtexec
-from deploy.errors import ToolchainError
 
 if TYPE_CHECKING:
     from benchmarks.gpu_check import Backends, GpuCheckConfig
@@ -109,9 +109,9 @@ def plan_engines(onnx: dict[str, Path]) -> list[Engine]:
 
 
 def build_engines(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends, folder: Path) -> str:
-    from deploy.dataset import load_data_yaml
+    from base.dataset import load_data_yaml
+    from base.metadata import ModelMetadata
     from deploy.engine.config import EngineConfig
-    from deploy.metadata import ModelMetadata
 
     train = load_data_yaml(cfg.data).splits["train"][0]
     for e in engines:
@@ -146,7 +146,7 @@ def compare_images(cfg: GpuCheckConfig, shape: tuple) -> np.ndarray:
     """The first ``compare_images`` val images, preprocessed to ``shape`` (N ignored): ``[K, 3, H, W]``."""
     import cv2
 
-    from deploy.dataset import load_data_yaml, load_split
+    from base.dataset import load_data_yaml, load_split
     from deploy.preprocess import preprocess
 
     records = load_split(load_data_yaml(cfg.data), "val").images[: cfg.compare_images]
@@ -168,7 +168,7 @@ def compare_outputs(engines: list[Engine], cfg: GpuCheckConfig, backends: Backen
 
 def score(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends) -> str:
     """mAP of each engine and of its ONNX on ONNX Runtime; an engine further from its ONNX than the tolerance fails."""
-    from deploy.dataset import load_data_yaml, load_split
+    from base.dataset import load_data_yaml, load_split
     from deploy.evaluate import evaluate
 
     split, onnx_maps, off = load_split(load_data_yaml(cfg.data), "val"), {}, []

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from base.errors import ToolchainError, report_errors
+from base.fileio import write_json
 from benchmarks.agreement import pair_rows
 from benchmarks.measure import InProcess, Row, RowProcess
-from deploy.errors import ToolchainError, report_errors
-from deploy.fileio import write_json
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
 CASES = ("alone", "B idle", "interleaved", "B in own process", "after B: 1st", "2nd", "3rd", "4th-10th", "alone again")

@@ -26,8 +26,8 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
+from base.errors import ToolchainError
 from benchmarks.probe import ProbeConfig, time_block
-from deploy.errors import ToolchainError
 from deploy.runtime.base import Runner
 
 ROOT = Path(__file__).resolve().parents[1]

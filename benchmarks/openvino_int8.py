@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from base.errors import ToolchainError, report_errors
+from base.fileio import atomic_path, write_json
 from benchmarks import layers
 from benchmarks.measure import RowProcess, Schedule, other_load, summarize, time_rotated
 from benchmarks.probe import ProbeConfig
-from deploy.errors import ToolchainError, report_errors
-from deploy.fileio import atomic_path, write_json
 from deploy.runtime.openvino import CONCAT_WORKAROUNDS, PRECISIONS
 from deploy.runtime.openvino_int8 import REMEDIES
 
@@ -85,8 +85,8 @@ def time_throughput(configs: dict[str, ProbeConfig], max_batch: int, batches_per
 
 def check_exactness(configs: dict[str, ProbeConfig], data: str, resamples: int) -> dict[str, dict]:
     """Every INT8 variant against ONNX Runtime on the val split (``benchmarks/exactness.py``)."""
+    from base.dataset import load_data_yaml, load_split
     from benchmarks.exactness import Reference
-    from deploy.dataset import load_data_yaml, load_split
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
     split = load_split(load_data_yaml(data), "val")

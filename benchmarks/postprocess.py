@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deploy.dataset import list_images, load_data_yaml
+from base.dataset import list_images, load_data_yaml
 from deploy.postprocess import PostprocessConfig, postprocess
 from deploy.preprocess import preprocess
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner

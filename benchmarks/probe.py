@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.runtime import create_runner
 from deploy.runtime.base import Runner
 

@@ -31,7 +31,7 @@ import time
 import numpy as np
 import torch
 
-from deploy.errors import ToolchainError, report_errors
+from base.errors import ToolchainError, report_errors
 from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.process import cpu_threads, init_distributed, shutdown
 from toolchain.models.yolo import load_model_at

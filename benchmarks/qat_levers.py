@@ -29,9 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+from base.errors import ToolchainError, UsageError, report_errors
+from base.fileio import atomic_path, write_json
 from deploy.bootstrap import Difference
-from deploy.errors import ToolchainError, UsageError, report_errors
-from deploy.fileio import atomic_path, write_json
 from toolchain.training.qat_report import METRICS, SELECTED_ON, differences, evaluate_onnx, report_split
 
 LEVERS = {

@@ -8,8 +8,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from base.fileio import atomic_path, write_json
 from benchmarks.measure import Row
-from deploy.fileio import atomic_path, write_json
 
 
 def _fp32(rows: list[Row], backend: str) -> Row | None:

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from base.errors import ToolchainError, report_errors
 from benchmarks import report, suite
-from deploy.errors import ToolchainError, report_errors
 
 logger = logging.getLogger("bench")
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from base.dataset import load_data_yaml, load_split
 from benchmarks.measure import Row, RowProcess, Schedule, other_load, peak_memory, summarize, time_rotated
 from deploy.bootstrap import Resamples
 from deploy.cpu import describe as cpu_describe
 from deploy.cpu import effective_isa, isa_flags_line, native_precisions
-from deploy.dataset import load_data_yaml, load_split
 from deploy.evaluate import evaluate
 from deploy.outputs import Outputs
 from deploy.pipeline import PipelineConfig, run_pipeline
@@ -81,9 +81,9 @@ def _dynamic_batch(onnx_path: str) -> bool:
 
 def prepare_engines(rows: list[Row], folder: Path, max_batch: int = 8) -> None:
     """Build the TensorRT engine of each TensorRT row from its ONNX (FP16 from FP32, INT8 from Q/DQ)."""
+    from base.errors import ToolchainError
     from deploy.engine.build import engine_from_onnx
     from deploy.engine.config import EngineConfig
-    from deploy.errors import ToolchainError
 
     for r in rows:
         if r.backend != "tensorrt" or r.skipped or not r.model.endswith(".onnx"):
@@ -207,7 +207,7 @@ def comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
 
 def make_video(data: str, path: Path, frames: int, size: int) -> Path:
     """An MJPG video of val images letterboxed to ``size`` x ``size`` (repeated up to ``frames``)."""
-    from deploy.dataset import list_images
+    from base.dataset import list_images
     from deploy.preprocess import letterbox
 
     images = list_images(load_data_yaml(data).splits["val"])

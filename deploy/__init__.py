@@ -5,6 +5,6 @@ used here, each runtime imported lazily. Nothing in this package imports ``toolc
 ultralytics, so a Jetson container runs it with what JetPack ships plus numpy and OpenCV.
 """
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 
 __all__ = ["ToolchainError"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 
 METRICS = {"map50_95": (0, slice(None)), "map50": (0, slice(0, 1)), "ap_small": (1, slice(None))}
 """Metric name to (area-range index as in pycocotools: 0 all, 1 small; IoU-threshold slice)."""

@@ -21,10 +21,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from base.errors import ToolchainError, UsageError, report_errors
+from base.fileio import atomic_path, check_output_folder
+from base.metadata import sidecar_path
 from deploy.engine.config import file_sha256
-from deploy.errors import ToolchainError, UsageError, report_errors
-from deploy.fileio import atomic_path, check_output_folder
-from deploy.metadata import sidecar_path
 from deploy.runtime import BACKENDS, default_backend
 
 logger = logging.getLogger("entrypoint")

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from base.dataset import Split
+from base.errors import ToolchainError
 from deploy.bootstrap import MatchTable
-from deploy.dataset import Split
-from deploy.errors import ToolchainError
 from deploy.postprocess import Detections, PostprocessConfig, postprocess
 from deploy.preprocess import preprocess
 from deploy.runtime.base import Runner
@@ -180,7 +180,7 @@ def evaluate(
 
     Args:
         runner: Any backend; its input size is used unless dynamic.
-        split: Checked images and labels (``deploy.dataset.load_split``).
+        split: Checked images and labels (``base.dataset.load_split``).
         imgsz: Square input size for a model with a dynamic input size.
         cfg: Decode and NMS thresholds (default: ``yolo val``'s).
         batch: Batch size for a model with a dynamic batch.

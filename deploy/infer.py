@@ -20,8 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deploy.errors import EXIT_INTERRUPTED, EXIT_OK, ToolchainError, report_errors  # noqa: E402
-from deploy.limits import image_size_problem  # noqa: E402
+from base.errors import EXIT_INTERRUPTED, EXIT_OK, ToolchainError, report_errors  # noqa: E402
+from base.limits import image_size_problem  # noqa: E402
 from deploy.runtime import BACKEND_HELP, BACKENDS, ENGINE_SUFFIXES  # noqa: E402
 from deploy.runtime.openvino_int8 import REMEDIES  # noqa: E402
 
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _names(model: Path) -> list[str]:
-    from deploy.metadata import ModelMetadata, sidecar_path
+    from base.metadata import ModelMetadata, sidecar_path
 
     meta = ModelMetadata.find(model)  # the sidecar, else the metadata inside an ONNX
     if meta is None:
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> dict:
         ToolchainError: A missing model, a bad output path, no display, a source that cannot be
             opened, a failed write.
     """
-    from deploy.fileio import write_json
+    from base.fileio import write_json
     from deploy.outputs import Outputs, check_outputs
     from deploy.pipeline import PipelineConfig, run_pipeline
     from deploy.postprocess import PostprocessConfig
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> dict:
 
     model = Path(args.model)
     _check_model(model)
-    from deploy.metadata import sidecar_path
+    from base.metadata import sidecar_path
 
     check_outputs(args.show, args.save, args.json, args.summary,
                   inputs=(args.model, sidecar_path(model), args.source or ""))  # fmt: skip

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deploy.errors import ToolchainError, UsageError, interrupts_deferred
-from deploy.fileio import (
+from base.errors import ToolchainError, UsageError, interrupts_deferred
+from base.fileio import (
     atomic_path,
     check_output_file,
     check_output_folder,

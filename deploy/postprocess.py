@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deploy.errors import UsageError
+from base.errors import UsageError
 from deploy.preprocess import LetterboxMeta
 
 # Class offset that keeps boxes of different classes apart in one NMS pass (as ultralytics does).

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 
 SCALE_KEEPING = {
     "Concat", "MaxPool", "Resize", "Slice", "Split", "Reshape", "Transpose", "Identity", "Flatten",
@@ -315,7 +315,7 @@ def check_runnable(model, path: str | Path, tensorrt: bool = False) -> None:
 
 def _check_files(args: argparse.Namespace) -> int:
     if args.json:
-        from deploy.fileio import check_distinct_paths, check_output_file
+        from base.fileio import check_distinct_paths, check_output_file
 
         check_distinct_paths({"--json": args.json}, {f"ONNX {i + 1}": p for i, p in enumerate(args.onnx)})
         check_output_file(args.json, "--json")
@@ -326,7 +326,7 @@ def _check_files(args: argparse.Namespace) -> int:
         if len(lines) > args.max_lines + 1:
             print(f"  ... {len(lines) - args.max_lines - 1} more")
     if args.json:
-        from deploy.fileio import write_json
+        from base.fileio import write_json
 
         write_json(args.json, [asdict(r) for r in reports])
     return 0 if all(r.ok for r in reports) else 1
@@ -335,7 +335,7 @@ def _check_files(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """CLI: check each file, print the reports; exit 1 if any has a violation or cannot be read,
     2 on a bad flag."""
-    from deploy.errors import report_errors
+    from base.errors import report_errors
 
     parser = argparse.ArgumentParser(prog="check-qdq", description=__doc__.split("\n")[0])
     parser.add_argument("onnx", nargs="+", help="ONNX files")

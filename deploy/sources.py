@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deploy.dataset import IMAGE_SUFFIXES, read_image
-from deploy.errors import ToolchainError
+from base.dataset import IMAGE_SUFFIXES, read_image
+from base.errors import ToolchainError
 
 logger = logging.getLogger(__name__)
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://")

@@ -5,7 +5,7 @@
 # `docker stop` sends SIGTERM to PID 1, then SIGKILL 10 s later. A command run as PID 1 gets no default signal
 # actions, and make does not pass signals on to its recipes. So this script stays PID 1: it starts the command
 # as a process group of its own, sends SIGTERM, SIGINT (Ctrl-C on `docker run -it`) and SIGHUP to that whole
-# group, and exits with the command's status (143 after SIGTERM: see deploy/errors.py, which turns SIGTERM into
+# group, and exits with the command's status (143 after SIGTERM: see base/errors.py, which turns SIGTERM into
 # a clean stop that closes the video writer and JSON file).
 set -euo pipefail
 

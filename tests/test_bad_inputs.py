@@ -31,7 +31,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from deploy.errors import Terminated, ToolchainError, UsageError, report_errors
+from base.errors import Terminated, ToolchainError, UsageError, report_errors
 
 REPO = Path(__file__).resolve().parents[1]
 QUANT_CONFIG = REPO / "configs" / "quant.yaml"
@@ -796,7 +796,7 @@ def test_one_error_path_and_its_exit_statuses(capsys, run, code, line):
 def test_sigterm_runs_every_finally_and_exits_143(tmp_path, capsys):
     import signal
 
-    from deploy.fileio import atomic_path
+    from base.fileio import atomic_path
 
     def run() -> None:
         with atomic_path(tmp_path / "out.bin") as tmp:

@@ -330,7 +330,7 @@ def test_a_yaml_alias_bomb_is_one_line(where, inputs, tmp_path, monkeypatch, cap
 @FUZZ
 @given(count=st.integers(200_000, 400_000))
 def test_a_class_count_memory_cannot_hold_is_one_line(count, inputs, tmp_path_factory, monkeypatch, capfd):
-    from deploy.limits import max_classes
+    from base.limits import max_classes
 
     d = tmp_path_factory.mktemp("names")
     _case_copy(inputs, d)
@@ -352,7 +352,7 @@ IMGSZ_TAKERS = {
 @FUZZ
 @given(n=st.integers(1, 1000).map(lambda k: (k * 1000 + 32_000) // 32 * 32))
 def test_an_image_size_memory_cannot_hold_is_one_line(taker, n, inputs, tmp_path_factory, monkeypatch, capfd):
-    from deploy.limits import max_image_size
+    from base.limits import max_image_size
 
     n = max(n, max_image_size() + 32)
     entry, template = IMGSZ_TAKERS[taker]

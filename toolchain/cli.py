@@ -20,7 +20,7 @@ import argparse
 import logging
 import sys
 
-from deploy.errors import UsageError, report_errors
+from base.errors import UsageError, report_errors
 from toolchain.commands import COMMANDS
 from toolchain.config.flags import add_flags, resolve
 
@@ -80,7 +80,7 @@ def _check_qdq(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; every error becomes its exit status through ``deploy.errors.report_errors``
+    """Run one subcommand; every error becomes its exit status through ``base.errors.report_errors``
     (2: a flag or config mistake, 1: a failure, 130/143: interrupted)."""
     return report_errors(_run, list(sys.argv[1:] if argv is None else argv))
 

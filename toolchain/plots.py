@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from deploy.fileio import atomic_path
+from base.fileio import atomic_path
 
 
 @contextlib.contextmanager

@@ -18,14 +18,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from base.errors import ToolchainError, report_errors
+from base.fileio import atomic_path, check_distinct_paths, check_output_file
+from base.metadata import ModelMetadata, sidecar_path
 from deploy.engine.config import CUDA_LIBRARIES, PRECISIONS, EngineConfig, engine_path, file_sha256, profile_shapes
 from deploy.engine.cuda import open_cuda
 from deploy.engine.inspect import layer_report
 from deploy.engine.precision import BuildPlan, OnnxTypes, plan_build
 from deploy.engine.trt import TrtFeatures, checked, import_tensorrt
-from deploy.errors import ToolchainError, report_errors
-from deploy.fileio import atomic_path, check_distinct_paths, check_output_file
-from deploy.metadata import ModelMetadata, sidecar_path
 from deploy.runtime.base import check_qdq_arithmetic
 
 logger = logging.getLogger(__name__)

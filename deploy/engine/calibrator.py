@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deploy.dataset import IMAGE_SUFFIXES
-from deploy.errors import ToolchainError
-from deploy.fileio import atomic_path
+from base.dataset import IMAGE_SUFFIXES
+from base.errors import ToolchainError
+from base.fileio import atomic_path
 from deploy.preprocess import preprocess
 
 logger = logging.getLogger(__name__)

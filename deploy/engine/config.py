@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CUDA_LIBRARIES = ("pycuda", "cuda-python")

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from base.errors import ToolchainError
 from deploy.engine.config import CUDA_LIBRARIES
 from deploy.engine.trt import CPU_ALTERNATIVE, import_cuda_python, import_pycuda
-from deploy.errors import ToolchainError
 
 DRIVER_TOO_OLD = (
     "cudaErrorInsufficientDriver", "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE"

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from base.errors import ToolchainError
 from deploy.engine.config import EngineConfig, check_int8_source
 from deploy.engine.trt import TrtFeatures
-from deploy.errors import ToolchainError
 
 FLOAT16 = 10  # onnx.TensorProto.FLOAT16
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 
 CPU_ALTERNATIVE = "on a machine without an NVIDIA GPU, run the ONNX with --backend openvino or onnxruntime"
 

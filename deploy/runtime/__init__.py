@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.runtime.base import Runner
 
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "openvino", "tensorrt")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.runtime.base import Runner, check_qdq_arithmetic
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from base.errors import ToolchainError
 from deploy.cpu import describe as describe_cpu
 from deploy.cpu import effective_isa, native_precisions
-from deploy.errors import ToolchainError
 from deploy.runtime.base import Runner, check_qdq_arithmetic
 from deploy.runtime.openvino_int8 import (
     DEFAULT_REMEDY,

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from base.errors import ToolchainError
+from base.metadata import ModelMetadata, sidecar_path
 from deploy.engine.config import check_engine_compatible
 from deploy.engine.cuda import open_cuda
 from deploy.engine.trt import TrtFeatures, checked, import_tensorrt
-from deploy.errors import ToolchainError
-from deploy.metadata import ModelMetadata, sidecar_path
 from deploy.runtime.base import Runner
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from base.dataset import ImageRecord, Split
 from benchmarks.exactness import Reference
-from deploy.dataset import ImageRecord, Split
 from deploy.runtime.base import Runner
 
 

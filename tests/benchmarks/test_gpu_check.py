@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from base.errors import ToolchainError
+from base.metadata import ModelMetadata
 from benchmarks import gpu_check
 from benchmarks.gpu_check import Backends, GpuCheckConfig, run_gpu_check
 from benchmarks.gpu_measure import _output_errors_numpy, output_errors, parse_trtexec
-from deploy.errors import ToolchainError
-from deploy.metadata import ModelMetadata
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
 REPO = Path(__file__).resolve().parents[2]

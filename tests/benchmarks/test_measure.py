@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from base.errors import ToolchainError
 from benchmarks.measure import InProcess, Row, RowProcess, Schedule, peak_memory, summarize, time_rotated
-from deploy.errors import ToolchainError
 
 
 class _Recorder:

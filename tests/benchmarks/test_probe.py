@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
+from base.errors import ToolchainError
 from benchmarks.probe import ProbeConfig, main, serve, time_block
-from deploy.errors import ToolchainError
 
 
 class _Sleepy:

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from base.errors import UsageError
 from benchmarks import qat_levers
 from deploy.bootstrap import Difference
-from deploy.errors import UsageError
 from tests.toolchain.training.test_qat_report import _scored
 
 

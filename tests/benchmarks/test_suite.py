@@ -32,7 +32,7 @@ def test_accuracy_gives_every_row_an_interval_and_every_comparison_a_difference(
 
     import numpy as np
 
-    from deploy.dataset import ImageRecord, Split
+    from base.dataset import ImageRecord, Split
     from deploy.evaluate import coco_map
     from deploy.postprocess import Detections
 

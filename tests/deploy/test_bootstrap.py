@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from base.dataset import ImageRecord, Split
+from base.errors import ToolchainError
 from deploy.bootstrap import bootstrap_interval, paired_bootstrap
-from deploy.dataset import ImageRecord, Split
-from deploy.errors import ToolchainError
 from deploy.evaluate import coco_map
 from deploy.postprocess import Detections
 

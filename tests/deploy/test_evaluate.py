@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.dataset import ImageRecord, Split
+from base.dataset import ImageRecord, Split
 from deploy.evaluate import coco_map, evaluate
 from deploy.postprocess import Detections
 from deploy.runtime.base import Runner

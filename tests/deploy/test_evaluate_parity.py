@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.dataset import load_data_yaml, load_split
+from base.dataset import load_data_yaml, load_split
 from deploy.evaluate import evaluate
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.infer import main
 
 REPO = Path(__file__).resolve().parents[2]

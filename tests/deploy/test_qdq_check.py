@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.qdq_check import check_qdq, main
 
 

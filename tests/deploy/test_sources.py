@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.sources import ImageSource, VideoSource, open_source
 
 

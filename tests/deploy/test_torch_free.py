@@ -1,4 +1,4 @@
-"""The deploy half never imports torch, ultralytics or toolchain, and runs in a venv with only its own requirements."""
+"""The deploy half and the base it stands on never import torch, ultralytics or toolchain, and runs in a venv with only its own requirements."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+import base
 import deploy
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _modules() -> list[str]:
-    return sorted(m.name for m in pkgutil.walk_packages(deploy.__path__, "deploy."))
+    return sorted(m.name for pkg in (base, deploy) for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."))
 
 
 def test_every_deploy_module_imports_with_torch_blocked():
@@ -25,7 +26,16 @@ def test_every_deploy_module_imports_with_torch_blocked():
     code = f"import sys, importlib; {blocked}\n" + "\n".join(f"importlib.import_module({m!r})" for m in _modules())
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert len(_modules()) >= 12
+    assert len(_modules()) >= 12 and any(m.startswith("base.") for m in _modules())
+
+
+def test_the_base_imports_neither_half():
+    blocked = "; ".join(f"sys.modules[{m!r}] = None" for m in ("torch", "toolchain", "deploy"))
+    names = [m for m in _modules() if m.startswith("base.")]
+    code = f"import sys, importlib; {blocked}\n" + "\n".join(f"importlib.import_module({m!r})" for m in names)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(names) >= 5
 
 
 def test_every_module_imports_on_a_cpu_machine():

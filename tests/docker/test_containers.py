@@ -297,7 +297,7 @@ def test_docker_stop_finalises_the_recording(tmp_path, onnx_model, through_a_she
     assert proc.poll() is None, "detection ended before it could be stopped: " + proc.communicate()[0][-2000:]
     os.kill(init, signal.SIGTERM)  # what `docker stop` does
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 143, out[-2000:]  # 128 + SIGTERM: stopped on request (deploy/errors.py)
+    assert proc.returncode == 143, out[-2000:]  # 128 + SIGTERM: stopped on request (base/errors.py)
     assert "(interrupted)" in out  # the pipeline's summary, printed after its clean stop
     written = len(log.read_text().splitlines())
     assert 0 < written < frames

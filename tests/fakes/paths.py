@@ -31,9 +31,9 @@ def _major(gpu: FakeGpu) -> int:
 
 def build(onnx: Path, out: Path, **cfg):
     """Build with our builder; returns (engine path, sidecar)."""
+    from base.metadata import ModelMetadata
     from deploy.engine.build import engine_from_onnx
     from deploy.engine.config import EngineConfig
-    from deploy.metadata import ModelMetadata
 
     path = engine_from_onnx(onnx, EngineConfig(**cfg), out)
     return path, ModelMetadata.load(path)
@@ -41,7 +41,7 @@ def build(onnx: Path, out: Path, **cfg):
 
 def refused(call: Callable, *args, **kwargs) -> str:
     """The one-line ToolchainError message of a call that must be refused."""
-    from deploy.errors import ToolchainError
+    from base.errors import ToolchainError
 
     try:
         call(*args, **kwargs)

@@ -26,9 +26,9 @@ USAGE = "usage: python -m tests.fakes.run_engine VERSION (MODEL.onnx [build flag
 
 
 def _build(gpu, args: list[str]) -> int:
+    from base.metadata import ModelMetadata
     from deploy.engine import build
     from deploy.engine.config import engine_path
-    from deploy.metadata import ModelMetadata
 
     with contextlib.redirect_stdout(io.StringIO()):  # its path line: printed last, below
         status = build.main(args)

@@ -53,7 +53,7 @@ class CheckDataConfig:
 
 
 def _check(cfg: CheckDataConfig) -> None:
-    from deploy.dataset import load_data_yaml, load_split
+    from base.dataset import load_data_yaml, load_split
 
     spec = load_data_yaml(cfg.data)
     for split in cfg.split or list(spec.splits):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from deploy.errors import ToolchainError, UsageError
+from base.errors import ToolchainError, UsageError
 from deploy.postprocess import PostprocessConfig
 from deploy.runtime import BACKENDS
 from deploy.runtime.openvino_int8 import REMEDIES
@@ -66,7 +66,7 @@ def _runner(cfg: EvalConfig):
         model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
         check_classes(class_names(model), cfg.data, cfg.weights)
         return TorchRunner(model, imgsz, cfg.device), imgsz
-    from deploy.metadata import ModelMetadata
+    from base.metadata import ModelMetadata
     from deploy.runtime import create_runner
 
     meta = ModelMetadata.find(cfg.weights)
@@ -86,7 +86,7 @@ def _runner(cfg: EvalConfig):
 
 def _check_class_count(onnx_path: str, data: str) -> None:
     """An ONNX without class names: its static ``[B, 4 + nc, N]`` output must have the data's class count."""
-    from deploy.dataset import load_data_yaml
+    from base.dataset import load_data_yaml
 
     if Path(onnx_path).suffix != ".onnx":
         return
@@ -104,10 +104,10 @@ def _check_class_count(onnx_path: str, data: str) -> None:
 
 
 def _eval(cfg: EvalConfig) -> None:
-    from deploy.dataset import load_data_yaml, load_split
+    from base.dataset import load_data_yaml, load_split
+    from base.fileio import check_distinct_paths, write_json
+    from base.metadata import sidecar_path
     from deploy.evaluate import evaluate
-    from deploy.fileio import check_distinct_paths, write_json
-    from deploy.metadata import sidecar_path
     from deploy.runtime.machine import machine_lines, machine_report
 
     inputs = {"--weights": cfg.weights, "--data": cfg.data}

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from deploy.errors import ToolchainError
-from deploy.fileio import check_distinct_paths
-from deploy.metadata import ModelMetadata, sidecar_path
+from base.errors import ToolchainError
+from base.fileio import check_distinct_paths
+from base.metadata import ModelMetadata, sidecar_path
 from toolchain.config.fields import (
     ExistingPath,
     ImageSize,
@@ -100,8 +100,8 @@ class ParityConfig:
 def _parity(cfg: ParityConfig) -> int:
     import cv2
 
+    from base.dataset import load_data_yaml, load_split
     from deploy.bootstrap import paired_bootstrap
-    from deploy.dataset import load_data_yaml, load_split
     from deploy.preprocess import preprocess
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
     from toolchain.export.parity import evaluate_float_floor, evaluate_onnx_and_torch, qdq_parity

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from deploy.fileio import check_distinct_paths
+from base.fileio import check_distinct_paths
 from toolchain.config.fields import (
     Device,
     ExistingPath,
@@ -57,13 +57,13 @@ class PTQConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        out = self.__dict__["out"]
-        if out is not None and ".int8" not in Path(out).name and self.__dict__["fp32"]:
+        out = self.out
+        if out is not None and ".int8" not in Path(out).name and self.fp32:
             raise FieldError("out", "with fp32 the name must contain .int8 (the FP32 ONNX is the name without it)")
-        if self.__dict__["fp16"] and not self.__dict__["fp32"]:
+        if self.fp16 and not self.fp32:
             raise FieldError("fp16", "needs fp32: true (the FP16 ONNX is converted from the FP32 one)")
         try:
-            self.__dict__["quant"].check_exportable()
+            self.quant.check_exportable()
         except FieldError as exc:
             raise exc.within("quant") from None
 
@@ -128,7 +128,7 @@ class SensitivityConfig:
 
 
 def _sensitivity(cfg: SensitivityConfig) -> None:
-    from deploy.dataset import load_data_yaml, load_split
+    from base.dataset import load_data_yaml, load_split
     from toolchain.models.yolo import check_classes, class_names, load_model_at
     from toolchain.quantization.ptq import calibration_batches, ptq
     from toolchain.quantization.sensitivity import layer_sensitivity, write_mixed_precision_config, write_sensitivity

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from deploy.errors import UsageError
-from deploy.fileio import write_problem
-from deploy.limits import file_kind, image_size_problem
+from base.errors import UsageError
+from base.fileio import write_problem
+from base.limits import file_kind, image_size_problem
 
 
 class FieldError(UsageError):
@@ -119,7 +119,7 @@ def device_problem(value: str) -> str | None:
 
 
 class FitsMemory:
-    """An image size whose input and activations this machine's memory can hold (``deploy.limits``)."""
+    """An image size whose input and activations this machine's memory can hold (``base.limits``)."""
 
 
 @dataclass(frozen=True)

@@ -16,22 +16,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deploy import fileio
-from deploy.errors import UsageError
-from deploy.fileio import atomic_path
+from base import fileio
+from base.errors import UsageError
+from base.fileio import atomic_path
 from toolchain.config.tree import to_dict
 
 SCHEMA_VERSION = 1
 
 
 def parse_yaml(text: str, where: str) -> Any:
-    """Parse YAML text of a flag or config; a syntax error is one ``UsageError`` line (``deploy.fileio.parse_yaml``)."""
+    """Parse YAML text of a flag or config; a syntax error is one ``UsageError`` line (``base.fileio.parse_yaml``)."""
     return fileio.parse_yaml(text, where, UsageError)
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
     """A config YAML whose top level is a mapping (an empty file is ``{}``); the reader is deploy's
-    (``deploy.fileio.read_yaml_mapping``, shared with data.yaml), its errors ``UsageError`` (exit 2).
+    (``base.fileio.read_yaml_mapping``, shared with data.yaml), its errors ``UsageError`` (exit 2).
 
     Raises:
         UsageError: The file is missing or unreadable, is not YAML, or is not a mapping.

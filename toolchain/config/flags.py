@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from deploy.errors import UsageError
+from base.errors import UsageError
 from toolchain.config.fields import ExistingFile, FieldError, convert, describe, field_help, from_text, hints, shape
 from toolchain.config.files import parse_yaml, read_config_file
 from toolchain.config.tree import build, defaults, leaves, lookup, merge, section

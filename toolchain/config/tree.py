@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.config.fields import FieldError, check_fields, convert, hints, shape
 
 T = TypeVar("T")

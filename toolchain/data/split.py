@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from deploy.dataset import DatasetSpec, list_images, load_data_yaml
-from deploy.errors import ToolchainError
-from deploy.fileio import atomic_path, check_distinct_paths
+from base.dataset import DatasetSpec, list_images, load_data_yaml
+from base.errors import ToolchainError
+from base.fileio import atomic_path, check_distinct_paths
 
 logger = logging.getLogger(__name__)
 

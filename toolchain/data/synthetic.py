@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.data.scene import SceneConfig, render_scene
 from toolchain.data.signs import SIGN_CLASSES
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.distributed.config import LR_RULES
 
 RULE_POWER = {"linear": 1.0, "sqrt": 0.5, "none": 0.0}

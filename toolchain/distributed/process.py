@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.distributed.config import DistributedConfig
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from base.errors import ToolchainError
+from base.fileio import atomic_path
+from base.metadata import ModelMetadata
 from deploy.engine.precision import fp16_onnx_path
-from deploy.errors import ToolchainError
-from deploy.fileio import atomic_path
-from deploy.metadata import ModelMetadata
 
 logger = logging.getLogger(__name__)
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")

@@ -16,9 +16,9 @@ from typing import Annotated
 
 import torch
 
-from deploy.errors import ToolchainError
-from deploy.fileio import atomic_path
-from deploy.metadata import ModelMetadata
+from base.errors import ToolchainError
+from base.fileio import atomic_path
+from base.metadata import ModelMetadata
 from toolchain.config.fields import ImageSize, PositiveInt, Range, check_fields
 from toolchain.config.tree import to_dict
 from toolchain.export.qdq import finalize_qdq

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from deploy.dataset import Split
+from base.dataset import Split
 from deploy.evaluate import EvalResult
 from deploy.qdq_check import graph_constants
 from toolchain.export.onnx import export_form

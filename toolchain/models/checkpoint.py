@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from deploy.errors import ToolchainError
-from deploy.fileio import atomic_path
+from base.errors import ToolchainError
+from base.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 FORMAT, FORMAT_VERSION = "yolo-trt-qat checkpoint", 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 
 logger = logging.getLogger(__name__)
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -132,7 +132,7 @@ def check_classes(names: list[str], data: str | Path, model: str | Path) -> None
     Raises:
         ToolchainError: Naming both files, both class lists and the fix.
     """
-    from deploy.dataset import load_data_yaml
+    from base.dataset import load_data_yaml
 
     spec = load_data_yaml(data)
     if list(names) != spec.names:

@@ -55,8 +55,8 @@ class QuantizerConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        calibrator, symmetric = self.__dict__["calibrator"], self.__dict__["symmetric"]
-        if calibrator in PER_TENSOR_ONLY and self.__dict__["axis"] is not None:
+        calibrator, symmetric = self.calibrator, self.symmetric
+        if calibrator in PER_TENSOR_ONLY and self.axis is not None:
             raise FieldError("calibrator", f"'{calibrator}' is per-tensor only; with axis use {list(MIN_MAX)}")
         if not symmetric and calibrator not in MIN_MAX:
             raise FieldError("symmetric", f"asymmetric ranges come from {list(MIN_MAX)}, not '{calibrator}'")
@@ -125,7 +125,7 @@ class QuantConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         for key, q in self.quantizers():
-            if self.__dict__["target"] == "tensorrt":
+            if self.target == "tensorrt":
                 _tensorrt_form(key, q.symmetric, q.num_bits)
 
     def quantizers(self) -> list[tuple[str, QuantizerConfig]]:

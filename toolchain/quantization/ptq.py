@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from deploy.dataset import list_images, load_data_yaml
-from deploy.errors import ToolchainError
+from base.dataset import list_images, load_data_yaml
+from base.errors import ToolchainError
 from deploy.preprocess import preprocess
 from toolchain.quantization.modules import QuantConv2d, fold_bn
 from toolchain.quantization.quantizer import TensorQuantizer

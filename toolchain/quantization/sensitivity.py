@@ -22,9 +22,9 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from deploy.dataset import Split
+from base.dataset import Split
+from base.fileio import atomic_path
 from deploy.evaluate import evaluate
-from deploy.fileio import atomic_path
 from toolchain.config.files import SCHEMA_VERSION
 from toolchain.models.torch_runner import TorchRunner
 from toolchain.plots import bar_chart

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from deploy.dataset import load_data_yaml
-from deploy.errors import ToolchainError
+from base.dataset import load_data_yaml
+from base.errors import ToolchainError
 from toolchain.config.fields import (
     Device,
     ExistingPath,
@@ -81,7 +81,7 @@ class BaselineConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        model = self.__dict__["model"]
+        model = self.model
         if model.endswith(".pt") and not Path(model).is_file():
             raise FieldError("model", f"{model}: weights not found; pass WEIGHTS= an existing .pt or a model yaml")
 

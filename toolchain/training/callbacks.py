@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deploy.fileio import atomic_path
+from base.fileio import atomic_path
 from toolchain.models.checkpoint import save_checkpoint
 from toolchain.plots import bar_chart
 from toolchain.quantization.modules import QuantConv2d

@@ -39,7 +39,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.__dict__["distill_features"] and not self.__dict__["distill"]:
+        if self.distill_features and not self.distill:
             raise FieldError("distill_features", "true needs distill > 0 (the weight of the distillation)")
 
 

@@ -22,8 +22,8 @@ from typing import Annotated
 
 import torch
 
-from deploy.errors import ToolchainError, UsageError
-from deploy.fileio import atomic_path, write_json
+from base.errors import ToolchainError, UsageError
+from base.fileio import atomic_path, write_json
 from deploy.qdq_check import check_qdq
 from toolchain.config.fields import ExistingPath, FieldError, NonNegativeInt, PositiveInt, Writable, check_fields
 from toolchain.config.files import record, write_record
@@ -87,7 +87,7 @@ class QATJobConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         try:
-            self.__dict__["quant"].check_exportable()  # QAT ends in a QDQ ONNX: say so before the epochs
+            self.quant.check_exportable()  # QAT ends in a QDQ ONNX: say so before the epochs
         except FieldError as exc:
             raise exc.within("quant") from None
 

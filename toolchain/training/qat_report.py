@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from base.dataset import Split, load_data_yaml, load_split
 from deploy.bootstrap import Difference, Resamples
-from deploy.dataset import Split, load_data_yaml, load_split
 from deploy.evaluate import EvalResult, evaluate
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 

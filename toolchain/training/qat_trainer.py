@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.config.fields import EpochOrNever, NonNegativeInt, Pattern, check_fields
 from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.model import ddp_options

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from deploy.dataset import load_data_yaml, load_split
+from base.dataset import load_data_yaml, load_split
 from deploy.evaluate import EvalResult, evaluate
 from toolchain.config.fields import (
     Decay,
@@ -110,7 +110,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        check_augment(self.__dict__["augment"])
+        check_augment(self.augment)
 
 
 AUGMENTATIONS = ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective", "flipud",

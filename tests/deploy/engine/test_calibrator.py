@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
+from base.errors import ToolchainError
 from deploy.engine.calibrator import ImageBatcher
-from deploy.errors import ToolchainError
 
 
 def test_batches_are_full_letterboxed_and_bounded(tmp_path):

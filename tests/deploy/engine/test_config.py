@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from base.errors import ToolchainError
 from deploy.engine.config import (
     EngineConfig,
     check_engine_compatible,
@@ -18,7 +19,6 @@ from deploy.engine.config import (
     is_qdq,
     profile_shapes,
 )
-from deploy.errors import ToolchainError
 
 
 def _onnx(path: Path, qdq: bool) -> Path:

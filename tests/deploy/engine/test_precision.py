@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from base.errors import ToolchainError
 from deploy.engine.build import build_parser, config_from_args
 from deploy.engine.config import EngineConfig
 from deploy.engine.precision import OnnxTypes, fp16_onnx_path, plan_build
 from deploy.engine.trt import TrtFeatures
-from deploy.errors import ToolchainError
 from tests.fakes.onnx_models import float_onnx, fp16_onnx, qdq_onnx
 
 TRT = {

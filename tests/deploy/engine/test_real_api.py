@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.runtime.tensorrt import TensorRTRunner
 from tests.fakes.env import fake_gpu
 from tests.fakes.onnx_models import float_onnx

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.runtime import create_runner
 
 
@@ -56,9 +56,9 @@ def qdq_onnx(gpu_stack, tmp_path_factory, tiny_checkpoint, tiny_dataset):
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_build_run_and_match_onnxruntime(tmp_path, request, precision):
+    from base.metadata import ModelMetadata
     from deploy.engine.build import engine_from_onnx
     from deploy.engine.config import EngineConfig
-    from deploy.metadata import ModelMetadata
     from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
     onnx = request.getfixturevalue("qdq_onnx" if precision == "int8" else "float_onnx")

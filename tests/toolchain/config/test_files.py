@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from deploy.errors import UsageError
+from base.errors import UsageError
 from toolchain.config.files import SCHEMA_VERSION, read_config_file, read_yaml_mapping, record, write_record
 from toolchain.quantization.config import QuantConfig
 

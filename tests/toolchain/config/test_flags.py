@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from deploy.errors import UsageError
+from base.errors import UsageError
 from toolchain.config.fields import FieldError
 from toolchain.config.flags import Command, add_flags, explain, merged_tree, resolve
 from toolchain.quantization.config import QuantConfig

@@ -1,12 +1,12 @@
 """One YAML reader for both halves: data.yaml (an input file, exit 1) and configs (exit 2) read YAML
-through ``deploy.fileio.read_yaml_mapping`` and say the same line."""
+through ``base.fileio.read_yaml_mapping`` and say the same line."""
 
 from __future__ import annotations
 
 import pytest
 
-from deploy.dataset import load_data_yaml
-from deploy.errors import ToolchainError, UsageError
+from base.dataset import load_data_yaml
+from base.errors import ToolchainError, UsageError
 from toolchain.config.files import read_yaml_mapping as read_config_yaml
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from deploy.dataset import list_images, load_data_yaml, load_split
-from deploy.errors import ToolchainError
+from base.dataset import list_images, load_data_yaml, load_split
+from base.errors import ToolchainError
 from toolchain.commands.data import SplitDataConfig
 from toolchain.data.split import carve_test_split, split_images
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from deploy.dataset import load_data_yaml, load_split
-from deploy.errors import ToolchainError
+from base.dataset import load_data_yaml, load_split
+from base.errors import ToolchainError
 from toolchain.data.scene import SceneConfig, render_scene
 from toolchain.data.signs import SIGN_CLASSES, distractor_templates, sign_templates
 from toolchain.data.synthetic import SyntheticConfig, generate_dataset

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from deploy.errors import report_errors
+from base.errors import report_errors
 from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.loss import GlobalTargetNormalization, backward_scale
 from toolchain.distributed.model import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.distributed.lr import rescale_lr, scaled_lr
 from toolchain.training.schedulers import ScheduleConfig, create_scheduler
 

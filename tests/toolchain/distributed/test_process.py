@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.process import (
     DistributedContext,

@@ -10,10 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from deploy.dataset import load_data_yaml, load_split
-from deploy.errors import ToolchainError
+from base.dataset import load_data_yaml, load_split
+from base.errors import ToolchainError
+from base.metadata import ModelMetadata
 from deploy.evaluate import evaluate
-from deploy.metadata import ModelMetadata
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from toolchain.export.fp16 import QDQ_OPS, Fp16Config, fp16_onnx_from_onnx, fp16_path
 from toolchain.export.onnx import ExportConfig, onnx_from_model

@@ -5,8 +5,8 @@ import onnx
 import pytest
 import torch
 
-from deploy.errors import ToolchainError
-from deploy.metadata import ModelMetadata
+from base.errors import ToolchainError
+from base.metadata import ModelMetadata
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from toolchain.export.onnx import ExportConfig, onnx_from_model
 from toolchain.models.torch_runner import TorchRunner

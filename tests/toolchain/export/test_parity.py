@@ -157,7 +157,7 @@ def test_an_map_gap_fails_only_when_over_the_float_floor_and_real(ptq_run, tiny_
 def test_float_floor_runs_the_model_under_other_arithmetic(exported, tiny_dataset):
     """The floor's float64 run keeps the quantization grids (ranges in float32) and computes the rest
     wider: its outputs sit within the rounding cascade of the oneDNN run's, and both floor runs score."""
-    from deploy.dataset import load_data_yaml, load_split
+    from base.dataset import load_data_yaml, load_split
     from toolchain.export.onnx import export_form
     from toolchain.export.parity import _Float64Runner, evaluate_float_floor
     from toolchain.models.torch_runner import TorchRunner

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.dataset import load_data_yaml, load_split
+from base.dataset import load_data_yaml, load_split
+from base.metadata import ModelMetadata
 from deploy.evaluate import evaluate
-from deploy.metadata import ModelMetadata
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from toolchain.export.onnx import ExportConfig, onnx_from_model
 from toolchain.models.yolo import load_model

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.models.checkpoint import FORMAT, MODEL_RECORD, load_checkpoint, model_record, save_checkpoint
 from toolchain.models.yolo import build_model, class_names, load_model, trained_imgsz
 from toolchain.quantization.config import QuantConfig, QuantizerConfig

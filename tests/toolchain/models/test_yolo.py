@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.models.yolo import class_names, load_model, model_stride
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.quantization.config import QuantConfig
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "quant.yaml"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from deploy.qdq_check import check_qdq
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from toolchain.export.onnx import ExportConfig, onnx_from_model
@@ -95,7 +95,7 @@ def test_export_refuses_nothing_silently_for_sub_8_bit(tmp_path, tiny_checkpoint
 
 
 def test_ptq_command_writes_both_onnx_the_checkpoint_and_their_config(ptq_run):
-    from deploy.metadata import ModelMetadata
+    from base.metadata import ModelMetadata
     from toolchain.models.yolo import trained_imgsz
 
     assert ptq_run.code == 0, ptq_run.err

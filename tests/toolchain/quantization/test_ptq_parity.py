@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.dataset import Split, load_data_yaml, load_split
+from base.dataset import Split, load_data_yaml, load_split
 from deploy.preprocess import preprocess
 from deploy.qdq_check import check_qdq
 from toolchain.export.onnx import ExportConfig, onnx_from_model

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.cli import main
 from toolchain.config.files import SCHEMA_VERSION, record
 from toolchain.models.yolo import class_names, load_model, trained_imgsz

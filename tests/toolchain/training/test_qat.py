@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from deploy.errors import ToolchainError
-from deploy.metadata import ModelMetadata
+from base.errors import ToolchainError
+from base.metadata import ModelMetadata
 from toolchain.cli import main
 from toolchain.config.files import SCHEMA_VERSION, record
 from toolchain.models.yolo import load_model, trained_imgsz

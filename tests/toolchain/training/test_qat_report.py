@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from base.dataset import ImageRecord, Split
 from deploy.bootstrap import Difference
-from deploy.dataset import ImageRecord, Split
 from deploy.evaluate import EvalResult, coco_map
 from deploy.postprocess import Detections
 from toolchain.data.split import carve_test_split

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 from toolchain.training.schedulers import ScheduleConfig, create_scheduler, lr_multiplier
 
 

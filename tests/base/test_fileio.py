@@ -1,12 +1,12 @@
-"""deploy/fileio.py: the one YAML reader of both halves (its error class a parameter), and outputs that
+"""base/fileio.py: the one YAML reader of both halves (its error class a parameter), and outputs that
 would overwrite an input refused before any work."""
 
 from __future__ import annotations
 
 import pytest
 
-from deploy.errors import ToolchainError, UsageError
-from deploy.fileio import check_distinct_paths, parse_yaml, read_yaml_mapping
+from base.errors import ToolchainError, UsageError
+from base.fileio import check_distinct_paths, parse_yaml, read_yaml_mapping
 
 
 @pytest.mark.parametrize("error", [ToolchainError, UsageError])

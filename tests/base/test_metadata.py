@@ -9,8 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from deploy.errors import ToolchainError
-from deploy.metadata import ModelMetadata, sidecar_path
+from base.errors import ToolchainError
+from base.metadata import ModelMetadata, sidecar_path
 
 NAMES = ["stop", "yield", "speed limit 50"]
 

@@ -14,8 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploy.dataset import load_data_yaml, load_split, parse_label_line, read_labels
-from deploy.errors import ToolchainError
+from base.dataset import load_data_yaml, load_split, parse_label_line, read_labels
+from base.errors import ToolchainError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 LIGHT = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -127,8 +127,8 @@ SIDECAR = st.fixed_dictionaries(
 @FUZZ
 @given(sidecar=st.one_of(SIDECAR, JSON))
 def test_engine_sidecar_is_read_or_refused(tmp_path, sidecar):
+    from base.metadata import ModelMetadata
     from deploy.engine.config import check_engine_compatible
-    from deploy.metadata import ModelMetadata
 
     engine = tmp_path / "model.int8.engine"
     engine.write_bytes(b"engine")

@@ -13,8 +13,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from deploy.errors import ToolchainError
-from deploy.fileio import read_text, write_json
+from base.errors import ToolchainError
+from base.fileio import read_text, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deploy.errors import ToolchainError
-from deploy.fileio import read_text, read_yaml_mapping
-from deploy.limits import MAX_IMAGE_BYTES, check_class_count, read_bounded
+from base.errors import ToolchainError
+from base.fileio import read_text, read_yaml_mapping
+from base.limits import MAX_IMAGE_BYTES, check_class_count, read_bounded
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}

@@ -9,7 +9,7 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import multiprocessing, os, signal, sys, time
-    from deploy.errors import report_errors
+    from base.errors import report_errors
 
     def child(ready):
         ready.set()

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from deploy.errors import ToolchainError, UsageError
-from deploy.limits import MAX_TEXT_BYTES, MAX_YAML_VALUES, expanded_size, file_kind, read_bounded
+from base.errors import ToolchainError, UsageError
+from base.limits import MAX_TEXT_BYTES, MAX_YAML_VALUES, expanded_size, file_kind, read_bounded
 
 
 def read_text(path: str | Path, what: str, error: type[ToolchainError] = ToolchainError) -> str:

@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from deploy.errors import ToolchainError
+from base.errors import ToolchainError
 
 MAX_TEXT_BYTES = 64 * 2**20
 """A YAML, label file, image list or sidecar: far above any real one (a label file of a 100-box image is 4 KiB)."""

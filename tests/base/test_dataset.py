@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.dataset import label_path, load_data_yaml, load_split, parse_label_line, read_labels
-from deploy.errors import ToolchainError
+from base.dataset import label_path, load_data_yaml, load_split, parse_label_line, read_labels
+from base.errors import ToolchainError
 
 
 def _write_dataset(root: Path, labels: dict[str, str], broken_image: str | None = None) -> Path:
@@ -200,7 +200,7 @@ def test_truncated_jpeg_in_a_split_is_skipped_with_its_name(tmp_path):
 def test_jpeg_with_bytes_after_its_end_marker_is_whole(tmp_path):
     import cv2
 
-    from deploy.dataset import read_image
+    from base.dataset import read_image
 
     whole = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
     (tmp_path / "trailer.jpg").write_bytes(whole + b"camera trailer")
