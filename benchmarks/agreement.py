@@ -9,6 +9,10 @@ paired by round (drift between rounds cancels), is more than ``--tolerance`` fro
 ``--round-robin`` also times the former method (every row in one process, one run of each in turn)
 for comparison.
 
+What it is for: the check that ``make bench``'s method (``benchmarks/measure.py``) reads a row the
+same in the suite as alone, where the former round-robin read FP32 on OpenVINO up to 2.5x slow
+(docs/results.md, "Benchmark method"). Run by hand, no make target.
+
 Example:
     $ python -m benchmarks.agreement --fp32 fp32.onnx --int8 int8.onnx --threads 2
 """
@@ -26,7 +30,9 @@ from tqdm import tqdm
 
 from base.errors import ToolchainError, report_errors
 from base.fileio import write_json
-from benchmarks.measure import InProcess, Row, RowProcess, Schedule, other_load, summarize, time_rotated
+from benchmarks.measure import InProcess, Row, RowProcess, Schedule, other_load, time_rotated
+from benchmarks.suite import cpu_has_bf16, environment
+from benchmarks.timing import summarize
 
 logger = logging.getLogger("agreement")
 
@@ -109,8 +115,6 @@ def table(lines: list[dict], round_robin: dict[str, list[float]] | None, toleran
 
 
 def _run(a: argparse.Namespace) -> int:
-    from benchmarks.suite import cpu_has_bf16, environment
-
     for path in (a.fp32, a.int8):
         if not Path(path).is_file():
             raise ToolchainError(f"{path}: model not found")
@@ -134,7 +138,7 @@ def _run(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agreement", description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--fp32", required=True, help="FP32 ONNX")
     p.add_argument("--int8", required=True, help="QDQ ONNX of the same model")
@@ -145,8 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=0.10, help="largest allowed |suite / alone - 1|")
     p.add_argument("--round-robin", action="store_true", help="also time the former one-process round-robin")
     p.add_argument("--json", type=Path, default=None, help="write the comparison here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    return report_errors(_run, p.parse_args(argv))
+    return report_errors(_run, a)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import logging
-import shutil
 import subprocess
 import sys
 import time
@@ -39,7 +36,8 @@ from pathlib import Path
 
 from base.errors import ToolchainError, report_errors
 from base.fileio import write_json
-from benchmarks.gpu_measure import probe_memory
+from benchmarks import suite
+from benchmarks.gpu_config import Backends, GpuCheckConfig, missing_requirement, tensorrt_backends
 from benchmarks.gpu_steps import (
     Engine,
     build_engines,
@@ -53,87 +51,8 @@ from benchmarks.gpu_steps import (
     time_engines,
     video_through_infer,
 )
-from deploy.runtime.base import Runner
 
 logger = logging.getLogger("gpu-check")
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-
-
-@dataclass(frozen=True)
-class GpuCheckConfig:
-    """What ``make gpu-check`` checks, and where it writes.
-
-    Attributes:
-        weights: The FP32 baseline checkpoint the ONNX files are made from.
-        data: data.yaml: train images calibrate, val images compare and score.
-        out: Results folder (ONNX files are reused from it when present).
-        imgsz: Export and engine input size.
-        peer: The peer's INT8 QDQ ONNX (ultralytics' QAT), or None.
-        ptq_images: Calibration images of the PTQ QDQ ONNX (toolchain).
-        calib_batches: Batches fed to TensorRT's INT8 calibrator (the calibrated engine).
-        compare_images: Val images whose outputs are compared with ONNX Runtime.
-        runs: Timed batch-1 runs per engine (after ``runs // 10`` warm-up runs).
-        frames: Frames of the video run through ``deploy/infer.py``.
-        cuda: CUDA library of the runner: ``pycuda`` or ``cuda-python``.
-        tests: Run ``pytest -m "trt or gpu"`` first.
-    """
-
-    weights: str = str(SHARED / "models" / "road-signs-yolov8n-384.pt")
-    data: str = str(SHARED / "datasets" / "road-signs" / "data.yaml")
-    out: str = "benchmarks/results/gpu-check"
-    imgsz: int = 384
-    peer: str | None = None
-    ptq_images: int = 256
-    calib_batches: int = 32
-    compare_images: int = 16
-    runs: int = 200
-    frames: int = 300
-    cuda: str = "pycuda"
-    tests: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("imgsz", "ptq_images", "calib_batches", "compare_images", "runs", "frames"):
-            if getattr(self, name) < 1:
-                raise ToolchainError(f"gpu-check: {name} must be at least 1, got {getattr(self, name)}")
-        if self.cuda not in ("pycuda", "cuda-python"):
-            raise ToolchainError(f"gpu-check: cuda must be pycuda or cuda-python, got '{self.cuda}'")
-
-
-@dataclass
-class Backends:
-    """How engines are built, opened and timed: TensorRT by default; tests put ONNX Runtime in its place."""
-
-    build: Callable  # (onnx, EngineConfig, out) -> engine path
-    open_engine: Callable[[Path], Runner]
-    open_onnx: Callable[[Path], Runner]
-    calibrators: bool  # this TensorRT still has INT8 calibrators (up to 10.x)
-    engine_backend: str = "tensorrt"  # deploy/infer.py --backend for an engine
-    engine_suffix: str = ".engine"
-    run: Callable = subprocess.run
-    trtexec: str | None = None
-
-
-def missing_requirement() -> str | None:
-    """The one line that says what is missing for a GPU check and how to get it, or None."""
-    if importlib.util.find_spec("tensorrt") is None:
-        return ("TensorRT is not installed (import tensorrt): run it in the GPU image (make docker-gpu) or on a Jetson "
-                "(make docker-jetson, or JetPack's python3-libnvinfer); see README, Support matrix")  # fmt: skip
-    if importlib.util.find_spec("pycuda") is None and importlib.util.find_spec("cuda") is None:
-        return "no CUDA library for Python: pip install pycuda (needs nvcc on PATH) or 'cuda-python>=12,<13'"
-    return None
-
-
-def tensorrt_backends(cuda: str) -> Backends:
-    """The real thing: deploy.engine's builder and TensorRTRunner, ONNX Runtime on the CPU as the reference."""
-    from deploy.engine.build import engine_from_onnx
-    from deploy.engine.trt import TrtFeatures, import_tensorrt
-    from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-    from deploy.runtime.tensorrt import TensorRTRunner
-
-    return Backends(build=engine_from_onnx, open_engine=lambda p: TensorRTRunner(p, cuda),
-                    open_onnx=lambda p: OnnxRuntimeRunner(p), calibrators=TrtFeatures.of(import_tensorrt()).calibrators,
-                    trtexec=shutil.which("trtexec"))  # fmt: skip
 
 
 @dataclass
@@ -219,9 +138,8 @@ def markdown(report: Report, cfg: GpuCheckConfig, environment: dict) -> str:
 
 
 def write_report(report: Report, cfg: GpuCheckConfig, folder: Path) -> str:
-    from benchmarks.suite import environment
-
-    env = environment()
+    """``report.md`` and ``report.json`` in ``folder``, with this machine's environment; returns the markdown."""
+    env = suite.environment()
     text = markdown(report, cfg, env)
     (folder / "report.md").write_text(text)
     write_json(folder / "report.json", {"config": asdict(cfg), "environment": env, "steps": report.steps,
@@ -244,8 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=d.frames)
     p.add_argument("--cuda", default=d.cuda, choices=["pycuda", "cuda-python"])
     p.add_argument("--no-tests", action="store_true", help="skip pytest -m 'trt or gpu'")
-    p.add_argument("--memory-probe", metavar="MODEL", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--backend", default="tensorrt", help=argparse.SUPPRESS)
     return p
 
 
@@ -257,9 +173,6 @@ def config_from_args(a: argparse.Namespace) -> GpuCheckConfig:
 def main(argv: list[str] | None = None, backends: Backends | None = None) -> int:
     """CLI: the check, or one skip line (exit 0) where TensorRT or CUDA is missing."""
     a = build_parser().parse_args(argv)
-    if a.memory_probe:
-        print(json.dumps(probe_memory(a.memory_probe, a.backend, a.cuda)))
-        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")  # fmt: skip
     missing = None if backends else missing_requirement()

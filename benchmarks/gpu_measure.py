@@ -1,10 +1,9 @@
 """Measurements for ``make gpu-check`` that need no orchestration: output errors the way Polygraphy reports
-them, trtexec's GPU compute time, and the memory a model takes in a process of its own."""
+them, and trtexec's GPU compute time (memory: ``benchmarks/probe.py --memory``, as every benchmark)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
@@ -43,48 +42,3 @@ def parse_trtexec(text: str) -> dict:
         raise RuntimeError("trtexec printed no 'GPU Compute Time' line")
     pairs = re.findall(r"(\w+(?:\(\d+(?:\.\d+)?%\))?) = ([\d.]+) ms", line.split("GPU Compute Time:", 1)[1])
     return {k.replace("percentile(", "p").rstrip("%)"): float(v) for k, v in pairs}
-
-
-def probe_memory(model: str, backend: str, cuda: str, runs: int = 20) -> dict:
-    """In this (fresh) process: peak host RSS and device memory taken by loading and running ``model``."""
-    from deploy.runtime import create_runner
-
-    free = _gpu_free_bytes(cuda) if backend == "tensorrt" else None
-    base = _high_water_mib()
-    with create_runner(model, backend, cuda=cuda) as runner:
-        x = np.zeros((1, *runner.input_shape[1:]), np.float32)
-        for _ in range(runs):
-            runner.infer(x)
-        gpu = (free - _gpu_free_bytes(cuda)) / 2**20 if free is not None else None  # Jetson: unified memory
-    return {"peak_rss_mib": _high_water_mib(), "model_rss_mib": _high_water_mib() - base, "gpu_mib": gpu,
-            "file_mib": Path(model).stat().st_size / 2**20}  # fmt: skip
-
-
-def _high_water_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _gpu_free_bytes(cuda: str) -> int:
-    """Free device memory, asked with the device's primary context current (the context the runner uses)."""
-    from deploy.engine.cuda import open_cuda
-
-    gpu = open_cuda(cuda)
-    try:
-        with gpu.activate():
-            if cuda == "cuda-python":
-                from deploy.engine.trt import import_cuda_python
-
-                err, free, _total = import_cuda_python()[0].cudaMemGetInfo()
-                if int(err) != 0:
-                    raise RuntimeError(f"cudaMemGetInfo failed: {err}")
-                return int(free)
-            import pycuda.driver as drv
-
-            return int(drv.mem_get_info()[0])
-    finally:
-        gpu.close()

@@ -8,17 +8,24 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
+from base.dataset import load_data_yaml, load_split
 from base.errors import ToolchainError
+from base.metadata import ModelMetadata
+from benchmarks.gpu_config import ROOT, Backends, GpuCheckConfig
 from benchmarks.gpu_measure import output_errors, parse_trtexec
+from benchmarks.measure import peak_memory
+from benchmarks.probe import ProbeConfig
+from benchmarks.suite import make_video
+from benchmarks.timing import time_block
+from deploy.engine.config import EngineConfig
+from deploy.evaluate import evaluate
+from deploy.preprocess import preprocess
+from toolchain.jobs.fp16_onnx import fp16_onnx_from_onnx
 
-if TYPE_CHECKING:
-    from benchmarks.gpu_check import Backends, GpuCheckConfig
-
-ROOT = Path(__file__).resolve().parents[1]
 MAP_TOLERANCE = {"FP32": 0.01, "FP16": 0.01, "INT8 QDQ": 0.01, "INT8 peer": 0.01, "INT8 calibrated": 0.03}
 
 
@@ -53,8 +60,6 @@ def run_tests(backends: Backends, folder: Path) -> str:
 
 def prepare_onnx(cfg: GpuCheckConfig, backends: Backends, folder: Path) -> dict[str, Path]:
     """FP32, FP16 and PTQ QDQ INT8 ONNX of the baseline (reused when present), and the peer's."""
-    from toolchain.export.fp16 import fp16_onnx_from_onnx
-
     for path, what in ((cfg.weights, "the FP32 baseline"), (cfg.data, "the dataset")):
         if not Path(path).is_file():
             raise ToolchainError(
@@ -109,10 +114,6 @@ def plan_engines(onnx: dict[str, Path]) -> list[Engine]:
 
 
 def build_engines(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends, folder: Path) -> str:
-    from base.dataset import load_data_yaml
-    from base.metadata import ModelMetadata
-    from deploy.engine.config import EngineConfig
-
     train = load_data_yaml(cfg.data).splits["train"][0]
     for e in engines:
         calibrated = e.name == "INT8 calibrated"
@@ -144,11 +145,6 @@ def build_engines(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends
 
 def compare_images(cfg: GpuCheckConfig, shape: tuple) -> np.ndarray:
     """The first ``compare_images`` val images, preprocessed to ``shape`` (N ignored): ``[K, 3, H, W]``."""
-    import cv2
-
-    from base.dataset import load_data_yaml, load_split
-    from deploy.preprocess import preprocess
-
     records = load_split(load_data_yaml(cfg.data), "val").images[: cfg.compare_images]
     batches = [preprocess([cv2.imread(str(r.path))], tuple(shape[2:]))[0] for r in records]
     return np.concatenate(batches)
@@ -168,9 +164,6 @@ def compare_outputs(engines: list[Engine], cfg: GpuCheckConfig, backends: Backen
 
 def score(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends) -> str:
     """mAP of each engine and of its ONNX on ONNX Runtime; an engine further from its ONNX than the tolerance fails."""
-    from base.dataset import load_data_yaml, load_split
-    from deploy.evaluate import evaluate
-
     split, onnx_maps, off = load_split(load_data_yaml(cfg.data), "val"), {}, []
     for e in [e for e in engines if e.status == "built"]:
         if e.onnx not in onnx_maps:
@@ -190,14 +183,7 @@ def time_engines(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends)
     """Batch-1 latency of our runner (host to host), and trtexec's GPU compute time where trtexec is here."""
     for e in [e for e in engines if e.status == "built"]:
         with backends.open_engine(Path(e.path)) as runner:
-            x = np.zeros((1, *runner.input_shape[1:]), np.float32)
-            for _ in range(max(1, cfg.runs // 10)):
-                runner.infer(x)
-            times = []
-            for _ in range(cfg.runs):
-                start = time.perf_counter()
-                runner.infer(x)
-                times.append((time.perf_counter() - start) * 1e3)
+            times = time_block(runner, cfg.runs, max(1, cfg.runs // 10))
         e.latency_ms = {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)),
                         "runs": len(times)}  # fmt: skip
         if backends.trtexec:
@@ -214,14 +200,9 @@ def trtexec_gpu_compute(backends: Backends, engine: str) -> dict:
 
 
 def measure_memory(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends) -> str:
-    """GPU and host memory of each engine, loaded and run in a fresh process (``--memory-probe``)."""
+    """GPU and host memory of each engine, loaded and run in a fresh probe process (``benchmarks/probe.py``)."""
     for e in [e for e in engines if e.status == "built"]:
-        command = [sys.executable, "-m", "benchmarks.gpu_check", "--memory-probe", e.path,
-                   "--backend", backends.engine_backend, "--cuda", cfg.cuda]  # fmt: skip
-        done = backends.run(command, cwd=ROOT, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{e.name}: memory probe exit {done.returncode}: {done.stderr.strip()[-300:]}")
-        e.memory = json.loads(done.stdout.strip().splitlines()[-1])
+        e.memory = peak_memory(ProbeConfig(e.path, backends.engine_backend, cuda=cfg.cuda), e.name, run=backends.run)
     return "ok"
 
 
@@ -236,8 +217,6 @@ def layer_reports(engines: list[Engine]) -> str:
 
 def video_through_infer(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends, folder: Path) -> str:
     """``deploy/infer.py`` on a video of val images with the INT8 engine: the pipeline's worker thread infers."""
-    from benchmarks.suite import make_video
-
     engine = next((e for e in engines if e.name == "INT8 QDQ" and e.status == "built"), None)
     if engine is None:
         raise RuntimeError("no INT8 QDQ engine was built")

@@ -12,6 +12,12 @@ p50 of A:
 An ONNX Runtime B is also tried with its intra-op threads not spinning after a run
 (``session.intra_op.allow_spinning`` = 0).
 
+What it showed (docs/results.md, "Benchmark method"): the first OpenVINO run after a block of ONNX
+Runtime runs took 2.4-2.8x its time alone, also with ONNX Runtime in another process; with ONNX
+Runtime's spinning off that penalty was gone, and an idle loaded model cost nothing measurable. So
+``make bench`` times every row in a process of its own, in blocks after a short pause
+(``benchmarks/measure.py``). Run by hand, no make target.
+
 Example:
     $ python -m benchmarks.interference --fp32 fp32.onnx --int8 int8.onnx --threads 2
 """
@@ -29,6 +35,7 @@ from base.errors import ToolchainError, report_errors
 from base.fileio import write_json
 from benchmarks.agreement import pair_rows
 from benchmarks.measure import InProcess, Row, RowProcess
+from benchmarks.suite import cpu_has_bf16
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 
 CASES = ("alone", "B idle", "interleaved", "B in own process", "after B: 1st", "2nd", "3rd", "4th-10th", "alone again")
@@ -69,8 +76,6 @@ def study(a: InProcess, open_b, b_row: Row | None, threads: int | None, runs: in
 
 
 def _run(a: argparse.Namespace) -> None:
-    from benchmarks.suite import cpu_has_bf16
-
     for path in (a.fp32, a.int8):
         if not Path(path).is_file():
             raise ToolchainError(f"{path}: model not found")
@@ -95,7 +100,7 @@ def _run(a: argparse.Namespace) -> None:
         write_json(a.json, {"target": a.target, "threads": a.threads, "runs": a.runs, "p50_ms": results})
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="interference", description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--fp32", required=True, help="FP32 ONNX")
     p.add_argument("--int8", required=True, help="QDQ ONNX of the same model")
@@ -104,8 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=40, help="timed runs of A in each case")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", type=Path, default=None, help="write the p50s here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    return report_errors(_run, p.parse_args(argv))
+    return report_errors(_run, a)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 from tqdm import tqdm
 
 from base.errors import ToolchainError
-from benchmarks.probe import ProbeConfig, time_block
+from benchmarks.probe import ProbeConfig
+from benchmarks.timing import time_block
 from deploy.runtime.base import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,23 +210,17 @@ def other_load() -> Iterator[dict]:
             out["other_cpu_share"] = max(0.0, busy / ((end[1] - start[1]) / hz))
 
 
-def summarize(times: list[float], batch: int = 1) -> dict:
-    """p10/p50/p90/p99/min/max of milliseconds, with the number of runs and the batch."""
-    a = np.asarray(times, float)
-    p10, p50, p90, p99 = (float(v) for v in np.percentile(a, [10, 50, 90, 99]))
-    return {"p10": p10, "p50": p50, "p90": p90, "p99": p99, "min": float(a.min()), "max": float(a.max()),
-            "runs": int(a.size), "batch": batch}  # fmt: skip
+def peak_memory(config: ProbeConfig, label: str, runs: int = 20, run: Callable = subprocess.run) -> dict:
+    """Peak host RSS and model RSS (MiB), device memory and file size of ``config``'s model, measured by a fresh
+    probe process (``benchmarks/probe.py --memory``) that loads it and runs it ``runs`` times.
 
-
-def peak_memory(row: Row, threads: int | None, runs: int = 20) -> dict:
-    """Peak host RSS (MiB) of a fresh process that loads the row's model and runs it, and the file size."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.probe", *row.probe(threads).argv(), "--memory", "--runs", str(runs)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
+    Raises:
+        ToolchainError: The probe failed (its error, or the end of its stderr).
+    """
+    done = run([sys.executable, "-m", "benchmarks.probe", *config.argv(), "--memory", "--runs", str(runs)],
+               capture_output=True, text=True, timeout=600, cwd=ROOT)  # fmt: skip
     lines = done.stdout.strip().splitlines()
     reply = json.loads(lines[-1]) if lines else {"error": done.stderr.strip()[-300:]}
     if done.returncode != 0 or "error" in reply:
-        raise ToolchainError(f"{row.name}: memory probe failed: {reply.get('error')}")
-    return {"peak_rss_mib": reply["peak_kib"] / 1024, "model_rss_mib": (reply["peak_kib"] - reply["base_kib"]) / 1024,
-            "gpu_mib": reply["gpu_mib"], "file_mib": Path(row.model).stat().st_size / 2**20}  # fmt: skip
+        raise ToolchainError(f"{label}: memory probe failed: {reply.get('error') or done.stderr.strip()[-300:]}")
+    return {key: reply[key] for key in ("peak_rss_mib", "model_rss_mib", "gpu_mib", "file_mib")}

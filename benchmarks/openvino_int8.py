@@ -34,11 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
+from base.dataset import load_data_yaml, load_split
 from base.errors import ToolchainError, report_errors
 from base.fileio import atomic_path, write_json
 from benchmarks import layers
-from benchmarks.measure import RowProcess, Schedule, other_load, summarize, time_rotated
+from benchmarks.exactness import Reference
+from benchmarks.measure import RowProcess, Schedule, other_load, time_rotated
 from benchmarks.probe import ProbeConfig
+from benchmarks.timing import summarize
+from deploy.cpu import describe, effective_isa
+from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from deploy.runtime.openvino import CONCAT_WORKAROUNDS, PRECISIONS
 from deploy.runtime.openvino_int8 import REMEDIES
 
@@ -85,10 +90,6 @@ def time_throughput(configs: dict[str, ProbeConfig], max_batch: int, batches_per
 
 def check_exactness(configs: dict[str, ProbeConfig], data: str, resamples: int) -> dict[str, dict]:
     """Every INT8 variant against ONNX Runtime on the val split (``benchmarks/exactness.py``)."""
-    from base.dataset import load_data_yaml, load_split
-    from benchmarks.exactness import Reference
-    from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
     split = load_split(load_data_yaml(data), "val")
     references: dict[str, Reference] = {}
     out = {}
@@ -167,12 +168,10 @@ def _run(a: argparse.Namespace) -> None:
     with other_load() as load:
         latency = time_latency(configs, Schedule.for_runs(a.runs, a.warmup))
     exact = check_exactness(configs, a.data, a.resamples) if a.data else None
-    import openvino
+    import openvino  # after ONEDNN_MAX_CPU_ISA is set (above): oneDNN reads the cap once
 
     with configs[f"fp32/{a.precisions[0]}"].open() as runner:
         shape = list(runner.input_shape)
-    from deploy.cpu import describe, effective_isa
-
     first_int8 = next(c for k, c in configs.items() if not k.startswith("fp32/"))
     with first_int8.open() as runner:
         note = runner.int8_note()
@@ -192,7 +191,7 @@ def _run(a: argparse.Namespace) -> None:
     print(f"report: {a.out / 'report.md'}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="openvino_int8", description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--fp32", type=Path, required=True, help="FP32 ONNX")
     p.add_argument("--int8", type=Path, nargs="+", required=True, help="QDQ ONNX of the same model and size")
@@ -208,8 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--isa", choices=ISAS, help="cap oneDNN's instruction set (ONEDNN_MAX_CPU_ISA), e.g. "
                    "AVX512_CORE_BF16: no AMX tiles; default: all the CPU has")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/openvino_int8"), help="report folder")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    return report_errors(_run, p.parse_args(argv))
+    return report_errors(_run, a)
 
 
 if __name__ == "__main__":

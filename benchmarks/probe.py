@@ -2,7 +2,9 @@
 
 ``benchmarks/measure.py`` starts one probe per row and drives it over stdin and stdout, one JSON
 line per request, so every row has its own process, thread pools and allocator, as a deployed
-model would; an idle probe waits on its pipe. By hand it times one row alone, or its memory:
+model would; an idle probe waits on its pipe. ``--memory`` is the one memory probe of every
+benchmark (``make bench`` rows and ``make gpu-check`` engines): a fresh process, so its peak is the
+model's. By hand it times one row alone, or its memory:
 
 Example:
     $ python -m benchmarks.probe --model m.onnx --backend openvino --precision bf16 --threads 2 --runs 100
@@ -16,16 +18,15 @@ import argparse
 import json
 import resource
 import sys
-import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-import numpy as np
-
-from base.errors import ToolchainError
+from base.errors import ToolchainError, report_errors
+from benchmarks.timing import MODES, input_batch, time_block
+from deploy.engine.cuda import open_cuda
+from deploy.engine.trt import import_cuda_python
 from deploy.runtime import create_runner
 from deploy.runtime.base import Runner
-
-MODES = ("latency", "throughput")
 
 
 @dataclass
@@ -39,84 +40,67 @@ class ProbeConfig:
     hint: str = "LATENCY"
     concat_workaround: str = "maximum"
     int8_remedy: str = "auto"
+    cuda: str = "pycuda"
 
     def argv(self) -> list[str]:
         """Command-line arguments that recreate this config."""
         out = ["--model", self.model, "--backend", self.backend, "--precision", self.precision, "--hint", self.hint,
-               "--concat-workaround", self.concat_workaround, "--int8-remedy", self.int8_remedy]  # fmt: skip
+               "--concat-workaround", self.concat_workaround, "--int8-remedy", self.int8_remedy,
+               "--cuda", self.cuda]  # fmt: skip
         return out + (["--threads", str(self.threads)] if self.threads else [])
 
     def open(self) -> Runner:
         """The runner: TensorRT takes neither threads nor a precision hint; only OpenVINO takes a hint."""
         if self.backend == "tensorrt":
-            return create_runner(self.model, "tensorrt")
+            return create_runner(self.model, "tensorrt", cuda=self.cuda)
         options = {"threads": self.threads, "precision": self.precision}
         if self.backend == "openvino":
             options.update(hint=self.hint, concat_workaround=self.concat_workaround, int8_remedy=self.int8_remedy)
         return create_runner(self.model, self.backend, **options)
 
 
-def input_batch(runner: Runner, batch: int) -> np.ndarray:
-    """A fixed random input of ``batch`` images (capped by a static model batch)."""
-    shape = runner.input_shape
-    n = min(batch, shape[0]) if shape[0] else batch
-    return np.random.default_rng(0).random((n, *shape[1:]), dtype=np.float32)
-
-
-def time_block(runner: Runner, runs: int, warmup: int, batch: int = 1, mode: str = "latency") -> list[float]:
-    """One block of timed runs after ``warmup`` untimed ones.
-
-    ``latency``: milliseconds of each of ``runs`` runs. ``throughput``: one value, milliseconds per
-    batch over ``runs`` batches kept in flight with every request the runner has (OpenVINO's
-    ``time_async``; sequential runs on other backends).
-    """
-    if mode not in MODES:
-        raise ToolchainError(f"probe: mode must be one of {list(MODES)}, got '{mode}'")
-    x = input_batch(runner, batch)
-    for _ in range(warmup):
-        runner.infer(x)
-    if mode == "throughput":
-        timed = getattr(runner, "time_async", None)
-        if timed is None:
-            start = time.perf_counter()
-            for _ in range(runs):
-                runner.infer(x)
-            return [(time.perf_counter() - start) * 1e3 / runs]
-        return [timed(x, runs) * 1e3 / runs]
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner.infer(x)
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
-def high_water_kib() -> int:
+def high_water_mib() -> float:
     """This process's peak resident memory (``VmHWM``; ``ru_maxrss`` would carry a parent's peak across exec)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
+                    return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_memory(config: ProbeConfig, runs: int) -> dict:
-    """Peak RSS before and after loading and running the model; GPU memory taken, for TensorRT."""
-    base, free0 = high_water_kib(), None
-    if config.backend == "tensorrt":
-        import pycuda.autoinit  # noqa: F401
-        import pycuda.driver as cuda
+def gpu_free_bytes(cuda: str) -> int:
+    """Free device memory, asked with the device's primary context current (the context the runner uses)."""
+    gpu = open_cuda(cuda)
+    try:
+        with gpu.activate():
+            if cuda == "cuda-python":
+                err, free, _total = import_cuda_python()[0].cudaMemGetInfo()
+                if int(err) != 0:
+                    raise RuntimeError(f"cudaMemGetInfo failed: {err}")
+                return int(free)
+            import pycuda.driver as drv
 
-        free0 = cuda.mem_get_info()[0]
+            return int(drv.mem_get_info()[0])
+    finally:
+        gpu.close()
+
+
+def measure_memory(config: ProbeConfig, runs: int = 20) -> dict:
+    """In this (fresh) process: peak host RSS and what loading and running the model added to it (MiB), the
+    device memory it took (TensorRT; on a Jetson, unified memory), and the model file's size."""
+    free = gpu_free_bytes(config.cuda) if config.backend == "tensorrt" else None
+    base = high_water_mib()
     with config.open() as runner:
         x = input_batch(runner, 1)
         for _ in range(runs):
             runner.infer(x)
-        gpu = (free0 - cuda.mem_get_info()[0]) / 2**20 if free0 is not None else None  # Jetson: unified memory
-    return {"base_kib": base, "peak_kib": high_water_kib(), "gpu_mib": gpu}
+        gpu = (free - gpu_free_bytes(config.cuda)) / 2**20 if free is not None else None
+    peak = high_water_mib()
+    return {"peak_rss_mib": peak, "model_rss_mib": peak - base, "gpu_mib": gpu,
+            "file_mib": Path(config.model).stat().st_size / 2**20}  # fmt: skip
 
 
 def describe(runner: Runner) -> dict:
@@ -145,7 +129,7 @@ def _write(obj: dict) -> None:
     sys.stdout.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="probe", description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--model", required=True)
     p.add_argument("--backend", required=True)
@@ -154,14 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hint", default="LATENCY", help="OpenVINO performance hint (LATENCY, THROUGHPUT)")
     p.add_argument("--concat-workaround", default="maximum", help="OpenVINO: maximum, requantize or none")
     p.add_argument("--int8-remedy", default="auto", help="OpenVINO, INT8 without VNNI: auto, float, weights7, none")
+    p.add_argument("--cuda", default="pycuda", choices=["pycuda", "cuda-python"], help="TensorRT's CUDA library")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--mode", default="latency", choices=MODES)
     p.add_argument("--memory", action="store_true", help="print peak memory instead of times")
     p.add_argument("--serve", action="store_true", help="answer JSON requests on stdin, one per line")
-    a = p.parse_args(argv)
-    config = ProbeConfig(a.model, a.backend, a.precision, a.threads, a.hint, a.concat_workaround, a.int8_remedy)
+    return p
+
+
+def _probe(a: argparse.Namespace) -> int:
+    config = ProbeConfig(a.model, a.backend, a.precision, a.threads, a.hint, a.concat_workaround, a.int8_remedy,
+                         a.cuda)  # fmt: skip
     try:
         if a.memory:
             _write({**asdict(config), **measure_memory(config, a.runs)})
@@ -171,10 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with config.open() as runner:
                 _write({"times_ms": time_block(runner, a.runs, a.warmup, a.batch, a.mode), **describe(runner)})
-    except ToolchainError as exc:
+    except ToolchainError as exc:  # the parent reads a probe's mistakes from its stdout, as one JSON line
         _write({"error": str(exc)})
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return report_errors(_probe, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@
    not a speed-up (that needs a device per process); ``--threads 1`` gives each process a core of
    its own, the nearest a CPU comes to one device per process.
 
+What it showed (docs/results.md, "Distributed QAT on a 2-core CPU"): on road-signs at 384 px, 2 DDP
+processes of 1 thread took 0.136 s per image against 0.153 s for one process of 2 threads (speed-up
+1.12, efficiency 0.56): on one shared CPU, data parallelism is overhead, not a speed-up. Run by hand,
+no make target.
+
 Example:
     $ python -m benchmarks.qat_epoch --weights ../shared/models/road-signs-yolov8n-384.pt \
           --data ../shared/datasets/road-signs/data.yaml --imgsz 384 --world-sizes 1 2
@@ -26,23 +31,25 @@ import logging
 import os
 import socket
 import sys
-import time
 
 import numpy as np
 import torch
 
 from base.errors import ToolchainError, report_errors
+from benchmarks.timing import time_calls
 from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.process import cpu_threads, init_distributed, shutdown
 from toolchain.models.yolo import load_model_at
+from toolchain.quantization.calibration import calibrated_model, calibration_batches
 from toolchain.quantization.config import QuantConfig
-from toolchain.quantization.ptq import calibration_batches, ptq
+from toolchain.training.config import TrainConfig
+from toolchain.training.loaders import build_train_loader
 from toolchain.training.qat_trainer import QATConfig, QATTrainer
-from toolchain.training.trainer import TrainConfig, Trainer, build_train_loader
+from toolchain.training.trainer import Trainer
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qat_epoch", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--data", required=True)
     parser.add_argument("--imgsz", type=int, help="default: the size the weights were trained at")
@@ -53,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes of the QAT step per image measurement (none: skip it)")  # fmt: skip
     parser.add_argument("--world-steps", type=int, default=6, help="timed steps at each world size")
     parser.add_argument("--threads", type=int, default=0, help="threads per process at each world size (0: cores / W)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     return report_errors(_run, args)
 
@@ -69,7 +80,7 @@ def _measure(args: argparse.Namespace) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     fp32, imgsz = load_model_at(args.weights, args.imgsz)
     cfg = TrainConfig(data=args.data, imgsz=imgsz, workers=0, **({"batch": args.batch} if args.batch else {}))
-    qat, _ = ptq(fp32, QuantConfig(), calibration_batches(args.data, imgsz, 2 * cfg.batch, cfg.batch))
+    qat, _ = calibrated_model(fp32, QuantConfig(), calibration_batches(args.data, imgsz, 2 * cfg.batch, cfg.batch))
     trainers = {"fp32": Trainer(fp32, cfg), "qat": QATTrainer(qat, cfg, QATConfig())}
     loader = build_train_loader(cfg, 32)
     batches = list(itertools.islice(itertools.cycle(loader), args.steps + args.warmup))
@@ -78,10 +89,9 @@ def _measure(args: argparse.Namespace) -> None:
     times: dict[str, list[float]] = {k: [] for k in trainers}
     for i, batch in enumerate(batches):
         for name, trainer in trainers.items():
-            start = time.perf_counter()
-            trainer.train_step(copy.copy(batch))
+            ms = time_calls(lambda trainer=trainer, batch=batch: trainer.train_step(copy.copy(batch)), 1)
             if i >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(ms[0] / 1e3)
     per_epoch = len(loader)
     fp, q = np.median(times["fp32"]), np.median(times["qat"])
     print(
@@ -113,18 +123,14 @@ def _qat_steps_as_rank(rank: int, world: int, port: int, args: argparse.Namespac
         torch.set_num_threads(args.threads or cpu_threads(ctx))
         fp32, imgsz = load_model_at(args.weights, args.imgsz)
         cfg = TrainConfig(data=args.data, imgsz=imgsz, workers=0, **({"batch": args.batch} if args.batch else {}))
-        qat, _ = ptq(fp32, QuantConfig(), calibration_batches(args.data, imgsz, 2 * cfg.batch, cfg.batch))
+        qat, _ = calibrated_model(fp32, QuantConfig(), calibration_batches(args.data, imgsz, 2 * cfg.batch, cfg.batch))
         trainer = QATTrainer(qat, cfg, QATConfig(), dist=ctx)
         trainer.distribute()  # DDP, the whole-batch loss, as in `toolchain qat` under torchrun
         loader = build_train_loader(cfg, 32, ctx)
-        batches = list(itertools.islice(itertools.cycle(loader), args.world_steps + args.warmup))
+        steps = iter(list(itertools.islice(itertools.cycle(loader), args.world_steps + args.warmup)))  # loaded up front
         trainer.prepare_epoch(0)
-        times = []
-        for i, batch in enumerate(batches):
-            start = time.perf_counter()
-            trainer.train_step(batch)
-            if i >= args.warmup:
-                times.append(time.perf_counter() - start)
+        timed = time_calls(lambda: trainer.train_step(next(steps)), args.world_steps, args.warmup)
+        times = [ms / 1e3 for ms in timed]
         if ctx.is_main:
             results.put({"world": world, "batch": cfg.batch, "imgsz": imgsz, "threads": torch.get_num_threads(),
                          "step": float(np.median(times)), "min": min(times), "max": max(times)})  # fmt: skip

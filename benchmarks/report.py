@@ -9,7 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from base.fileio import atomic_path, write_json
+from benchmarks import layers
 from benchmarks.measure import Row
+from toolchain.plots import png_figure
 
 
 def _fp32(rows: list[Row], backend: str) -> Row | None:
@@ -116,8 +118,6 @@ def throughput(rows: list[Row]) -> list[str]:
 def markdown(rows: list[Row], env: dict, title: str) -> str:
     """The report: environment, one line per row (or why it did not run), ratios against FP32 on the same
     backend, mAP differences with bootstrap intervals, throughput, per-layer counters, per-class AP."""
-    from benchmarks import layers
-
     lines = [f"# Benchmark: {title}", "",
              "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if v is not None), "",
              "Latency: batch 1, each row in its own process, rows taking turns in blocks (warm-up runs, then "
@@ -153,8 +153,6 @@ def markdown(rows: list[Row], env: dict, title: str) -> str:
 
 def plot(rows: list[Row], path: Path) -> Path:
     """Latency (p50, bar p10-p90) against mAP50-95 (bar: 95% bootstrap interval), one point per row."""
-    from toolchain.plots import png_figure
-
     with png_figure(path, (8, 5)) as ax:
         for r in rows:
             if r.latency_ms and r.accuracy:

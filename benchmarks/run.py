@@ -49,17 +49,8 @@ def _bench(a: argparse.Namespace) -> None:
         raise ToolchainError(f"{len(wrong)} benchmark row(s) are faults, not results: " + "; ".join(wrong))
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
-    )
-    if argv[:1] == ["compare"]:
-        p = argparse.ArgumentParser(prog="bench compare")
-        p.add_argument("a")
-        p.add_argument("b")
-        c = p.parse_args(argv[1:])
-        return report_errors(lambda: print(report.compare(Path(c.a), Path(c.b))))
+def build_parser() -> argparse.ArgumentParser:
+    """``bench``'s flags (``bench compare A B``: ``build_compare_parser``)."""
     p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
     p.add_argument("--run", required=True, help="QAT run folder with fp32.onnx, ptq.int8.onnx, qat.int8.onnx")
     p.add_argument("--data", required=True, help="data.yaml whose val split scores every row")
@@ -72,7 +63,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=150, help="video frames for the pipeline FPS")
     p.add_argument("--max-batch", type=int, default=8, help="throughput batch for dynamic-batch models and engines")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the mAP intervals")
-    return report_errors(_bench, p.parse_args(argv))
+    return p
+
+
+def build_compare_parser() -> argparse.ArgumentParser:
+    """``bench compare A B``: two ``report.json`` side by side."""
+    p = argparse.ArgumentParser(prog="bench compare")
+    p.add_argument("a")
+    p.add_argument("b")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    if argv[:1] == ["compare"]:
+        c = build_compare_parser().parse_args(argv[1:])
+        return report_errors(lambda: print(report.compare(Path(c.a), Path(c.b))))
+    return report_errors(_bench, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -12,21 +12,30 @@ import contextlib
 import importlib.util
 import logging
 import platform
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from base.dataset import load_data_yaml, load_split
-from benchmarks.measure import Row, RowProcess, Schedule, other_load, peak_memory, summarize, time_rotated
+from base.dataset import list_images, load_data_yaml, load_split
+from base.errors import ToolchainError
+from benchmarks.layers import layer_profile
+from benchmarks.measure import Row, RowProcess, Schedule, other_load, peak_memory, time_rotated
+from benchmarks.timing import summarize
 from deploy.bootstrap import Resamples
 from deploy.cpu import describe as cpu_describe
 from deploy.cpu import effective_isa, isa_flags_line, native_precisions
+from deploy.engine.build import engine_from_onnx
+from deploy.engine.config import EngineConfig
 from deploy.evaluate import evaluate
-from deploy.outputs import Outputs
-from deploy.pipeline import PipelineConfig, run_pipeline
-from deploy.sources import open_source
+from deploy.live.outputs import Outputs
+from deploy.live.pipeline import PipelineConfig, PipelineSummary, run_pipeline
+from deploy.live.sources import open_source
+from deploy.preprocess import letterbox
+from deploy.runtime.base import Runner
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +90,6 @@ def _dynamic_batch(onnx_path: str) -> bool:
 
 def prepare_engines(rows: list[Row], folder: Path, max_batch: int = 8) -> None:
     """Build the TensorRT engine of each TensorRT row from its ONNX (FP16 from FP32, INT8 from Q/DQ)."""
-    from base.errors import ToolchainError
-    from deploy.engine.build import engine_from_onnx
-    from deploy.engine.config import EngineConfig
-
     for r in rows:
         if r.backend != "tensorrt" or r.skipped or not r.model.endswith(".onnx"):
             continue
@@ -163,8 +168,6 @@ def measure_throughput_hint(rows: list[Row], threads: int | None, max_batch: int
 
 def measure_layers(rows: list[Row], threads: int | None) -> None:
     """OpenVINO's per-layer counters of every OpenVINO row (``benchmarks/layers.py``)."""
-    from benchmarks.layers import layer_profile
-
     for r in [r for r in rows if not r.skipped and r.backend == "openvino"]:
         r.layers = layer_profile(r.model, r.precision, threads)
         if r.layers.get("int8_note"):
@@ -207,9 +210,6 @@ def comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
 
 def make_video(data: str, path: Path, frames: int, size: int) -> Path:
     """An MJPG video of val images letterboxed to ``size`` x ``size`` (repeated up to ``frames``)."""
-    from base.dataset import list_images
-    from deploy.preprocess import letterbox
-
     images = list_images(load_data_yaml(data).splits["val"])
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (size, size))
     for i in range(frames):
@@ -218,7 +218,16 @@ def make_video(data: str, path: Path, frames: int, size: int) -> Path:
     return path
 
 
+def pipeline_summary(runner: Runner, video: Path) -> PipelineSummary:
+    """The pipelined loop (capture, inference, decode + NMS on threads of their own, no outputs, live
+    thresholds) over ``video`` at the runner's input size: end-to-end and model-only FPS, time per stage."""
+    size = runner.input_shape[2]
+    with open_source(str(video)) as source:
+        return run_pipeline(source, runner, Outputs([]), PipelineConfig((size, size)))
+
+
 def measure_pipeline(rows: list[Row], data: str, threads: int | None, frames: int) -> None:
+    """Pipeline FPS of every row on a video of ``frames`` val images at its input size."""
     with tempfile.TemporaryDirectory() as tmp:
         for r in [r for r in rows if not r.skipped]:
             with r.open(threads) as runner:
@@ -226,20 +235,17 @@ def measure_pipeline(rows: list[Row], data: str, threads: int | None, frames: in
                 video = Path(tmp) / f"v{size}.avi"
                 if not video.exists():
                     make_video(data, video, frames, size)
-                with open_source(str(video)) as source:
-                    summary = run_pipeline(source, runner, Outputs([]), PipelineConfig((size, size)))
+                summary = pipeline_summary(runner, video)
             r.pipeline = {"fps": summary.fps, "model_fps": summary.model_fps, "frames": summary.frames}
 
 
 def measure_memory(rows: list[Row], threads: int | None) -> None:
+    """Peak memory of every row, each in a fresh probe process."""
     for r in [r for r in rows if not r.skipped]:
-        r.memory = peak_memory(r, threads)
+        r.memory = peak_memory(r.probe(threads), r.name)
 
 
 def _run(command: list[str]) -> str | None:
-    import shutil
-    import subprocess
-
     if shutil.which(command[0]) is None:
         return None
     try:

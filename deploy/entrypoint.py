@@ -15,6 +15,8 @@ is TensorRT where it is installed); extra arguments go to ``deploy/infer.py``. E
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -24,7 +26,11 @@ from pathlib import Path
 from base.errors import ToolchainError, UsageError, report_errors
 from base.fileio import atomic_path, check_output_folder
 from base.metadata import sidecar_path
-from deploy.engine.config import file_sha256
+from deploy.engine.build import device_description, engine_from_onnx
+from deploy.engine.config import EngineConfig, file_sha256
+from deploy.engine.trt import import_tensorrt
+from deploy.live.app import run_command
+from deploy.live.flags import build_parser
 from deploy.runtime import BACKENDS, default_backend
 
 logger = logging.getLogger("entrypoint")
@@ -37,8 +43,6 @@ def resolve_backend(backend: str) -> str:
     Raises:
         UsageError: Not one of ``deploy.runtime.BACKENDS``.
     """
-    import importlib.util
-
     if backend not in BACKENDS:
         raise UsageError(f"BACKEND={backend}: unknown backend; expected one of {', '.join(BACKENDS)}")
     if backend != "auto":
@@ -48,13 +52,8 @@ def resolve_backend(backend: str) -> str:
 
 def _device_key(backend: str) -> str:
     if backend == "tensorrt":
-        from deploy.engine.build import device_description
-        from deploy.engine.trt import import_tensorrt
-
         _, capability = device_description()
         return f"trt{import_tensorrt().__version__}-sm{capability.replace('.', '')}"
-    import importlib
-
     library = backend.split("-")[0]  # onnxruntime-cuda and onnxruntime-trt run on onnxruntime
     try:
         version = importlib.import_module(library).__version__.split("-")[0]
@@ -65,9 +64,6 @@ def _device_key(backend: str) -> str:
 
 def _build(onnx: Path, target: Path, backend: str) -> None:
     if backend == "tensorrt":
-        from deploy.engine.build import engine_from_onnx
-        from deploy.engine.config import EngineConfig
-
         engine_from_onnx(onnx, EngineConfig(precision="int8"), target)
         return
     if sidecar_path(onnx).is_file():  # the sidecar first: a model file without its sidecar is never left
@@ -102,8 +98,6 @@ def model_for_device(onnx: str | Path, cache: str | Path, backend: str) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     """Prepare the engine, then run ``deploy/infer.py`` on ``SOURCE`` with any extra arguments."""
-    from deploy.infer import build_parser, run_command
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
 

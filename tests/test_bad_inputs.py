@@ -678,14 +678,14 @@ CASES = [
 
 # ---------------------------------------------------------------- running a case
 
-MODULES = {"check-qdq": "deploy.qdq_check", "engine-build": "deploy.engine.build", "entrypoint": "deploy.entrypoint",
+MODULES = {"infer": "deploy.live.app", "check-qdq": "deploy.qdq_check", "engine-build": "deploy.engine.build", "entrypoint": "deploy.entrypoint",
            "toolchain": "toolchain.cli", "bench": "benchmarks.run"}  # fmt: skip
 
 
 def _main(entry: str) -> Callable[[list[str]], int]:
     import importlib
 
-    return importlib.import_module("deploy.infer" if entry == "infer" else MODULES[entry]).main
+    return importlib.import_module(MODULES[entry]).main
 
 
 def _command(entry: str) -> list[str]:

@@ -21,6 +21,7 @@ import logging
 import sys
 
 from base.errors import UsageError, report_errors
+from deploy.qdq_check import main as check_qdq_main
 from toolchain.commands import COMMANDS
 from toolchain.config.flags import add_flags, resolve
 
@@ -71,8 +72,6 @@ def _run(argv: list[str]) -> int | None:
 
 
 def _check_qdq(argv: list[str]) -> int:
-    from deploy.qdq_check import main as check_qdq_main
-
     try:
         return check_qdq_main(argv)
     except SystemExit as exc:  # its argparse: --help (0) or a usage mistake (2)

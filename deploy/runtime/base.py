@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.qdq.rules import check_runnable
+
 
 class Runner(abc.ABC):
     """A loaded model that maps an NCHW float32 batch to its output arrays.
@@ -47,13 +49,11 @@ class Runner(abc.ABC):
 
 def check_qdq_arithmetic(path: str | Path, tensorrt: bool = False, allow_invalid: bool = False) -> None:
     """Refuse, before a runtime loads it, a QDQ ONNX whose scales are not finite and positive (or, for
-    TensorRT, whose zero points are not 0): ``deploy.qdq_check.check_runnable``. A float ONNX, a file
+    TensorRT, whose zero points are not 0): ``deploy.qdq.rules.check_runnable``. A float ONNX, a file
     ONNX cannot parse (the runtime says why) and ``allow_invalid`` pass."""
     if allow_invalid:
         return
     import onnx
-
-    from deploy.qdq_check import check_runnable
 
     try:
         model = onnx.load(str(path))

@@ -63,7 +63,7 @@ def test_both_ways_take_turns_and_a_slower_suite_row_fails(monkeypatch, tiny_pai
     alone, suite = agreement.time_both_ways(rows, 2, Schedule(rounds=2, runs=3, warmup=0, settle_s=0))
     assert {len(t) for t in alone.values()} == {len(t) for t in suite.values()} == {2}  # blocks
     assert suite["INT8 / onnxruntime"] == [[12.0] * 3] * 2 and alone["INT8 / onnxruntime"] == [[10.0] * 3] * 2
-    monkeypatch.setattr("benchmarks.suite.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("benchmarks.agreement.cpu_has_bf16", lambda: False)
     fp32, int8 = tiny_pair
     argv = [
         "--fp32",
@@ -87,7 +87,7 @@ def test_both_ways_take_turns_and_a_slower_suite_row_fails(monkeypatch, tiny_pai
 
 @pytest.mark.slow
 def test_real_processes_of_a_tiny_pair(tiny_pair, monkeypatch, capsys):
-    monkeypatch.setattr("benchmarks.suite.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("benchmarks.agreement.cpu_has_bf16", lambda: False)
     fp32, int8 = tiny_pair
     code = agreement.main(["--fp32", str(fp32), "--int8", str(int8), "--runs", "6", "--rounds", "2",
                            "--tolerance", "100", "--round-robin"])  # fmt: skip

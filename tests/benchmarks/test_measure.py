@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from base.errors import ToolchainError
-from benchmarks.measure import InProcess, Row, RowProcess, Schedule, peak_memory, summarize, time_rotated
+from benchmarks.measure import InProcess, Row, RowProcess, Schedule, peak_memory, time_rotated
 
 
 class _Recorder:
@@ -45,12 +45,6 @@ def test_other_load_is_a_share_of_the_machine():
     with other_load() as load:
         time.sleep(0.2)
     assert 0.0 <= load["other_cpu_share"] <= 1.0
-
-
-def test_summary_percentiles():
-    s = summarize(list(range(1, 101)), batch=4)
-    assert s["p50"] == pytest.approx(50.5) and s["p10"] == pytest.approx(10.9) and s["p99"] == pytest.approx(99.01)
-    assert (s["min"], s["max"], s["runs"], s["batch"]) == (1.0, 100.0, 100, 4)
 
 
 class _Machine:
@@ -108,6 +102,13 @@ def test_a_row_process_that_cannot_load_says_which_row(tmp_path):
 
 def test_peak_memory_of_a_fresh_process(tiny_pair):
     fp32, _ = tiny_pair
-    memory = peak_memory(Row("FP32", "onnxruntime", str(fp32)), threads=1, runs=2)
+    row = Row("FP32", "onnxruntime", str(fp32))
+    memory = peak_memory(row.probe(threads=1), row.name, runs=2)
     assert memory["peak_rss_mib"] > memory["model_rss_mib"] > 0
     assert memory["file_mib"] == pytest.approx(fp32.stat().st_size / 2**20) and memory["gpu_mib"] is None
+
+
+def test_a_failed_memory_probe_names_the_row(tmp_path):
+    row = Row("INT8 QAT", "onnxruntime", str(tmp_path / "none.onnx"))
+    with pytest.raises(ToolchainError, match=r"INT8 QAT / onnxruntime: memory probe failed: .*not found"):
+        peak_memory(row.probe(None), row.name, runs=1)

@@ -15,10 +15,11 @@ def test_onnx_map_matches_yolo_val(tmp_path, road_signs, shared_model):
     pytest.importorskip("ultralytics")
     from ultralytics import YOLO
 
-    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.export.onnx import ExportConfig
+    from toolchain.jobs.onnx_files import export_onnx
     from toolchain.models.yolo import load_model
 
-    onnx_path = onnx_from_model(load_model(shared_model), tmp_path / "m.onnx", ExportConfig(imgsz=384))
+    onnx_path = export_onnx(load_model(shared_model), tmp_path / "m.onnx", ExportConfig(imgsz=384))
     with OnnxRuntimeRunner(onnx_path) as runner:
         ours = evaluate(runner, load_split(load_data_yaml(road_signs), "val"))
     theirs = YOLO(str(shared_model)).val(

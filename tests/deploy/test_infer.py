@@ -14,18 +14,19 @@ import numpy as np
 import pytest
 
 from base.errors import ToolchainError
-from deploy.infer import main
+from deploy.live.app import main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory, tiny_checkpoint) -> str:
-    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.export.onnx import ExportConfig
+    from toolchain.jobs.onnx_files import export_onnx
     from toolchain.models.yolo import load_model
 
     out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    return str(onnx_from_model(load_model(tiny_checkpoint), out, ExportConfig(imgsz=64)))
+    return str(export_onnx(load_model(tiny_checkpoint), out, ExportConfig(imgsz=64)))
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
@@ -98,46 +99,6 @@ def test_save_into_an_unwritable_folder_fails_before_any_work(tmp_path, tiny_onn
         assert code == 1 and "--save" in captured.err and str(blocker) in captured.err
         assert "Traceback" not in captured.err and "FPS" not in captured.out  # refused before the run
         assert not (tmp_path / "d.jsonl").exists()
-
-
-def test_a_failing_image_write_is_an_error_naming_the_file(tmp_path):
-    from deploy.outputs import Outputs
-    from deploy.postprocess import Detections
-    from deploy.sources import Frame
-
-    outputs = Outputs([], save=str(tmp_path / "frames"))
-    frame = Frame(0, np.zeros((8, 8, 3), np.uint8), "a.jpg", 0.0)
-    outputs.write(frame, Detections.empty(), None)
-    assert (tmp_path / "frames" / "a_000000.jpg").stat().st_size > 0
-    (tmp_path / "frames" / "a_000001.jpg").mkdir()  # the next file's name is taken by a folder: the write fails
-    with pytest.raises(ToolchainError, match=r"--save .*a_000001\.jpg: is a folder, not a regular file"):
-        outputs.write(Frame(1, frame.image, "a.jpg", 0.0), Detections.empty(), None)
-
-
-def test_a_failing_video_write_is_an_error(tmp_path, monkeypatch):
-    from deploy.outputs import Outputs
-    from deploy.postprocess import Detections
-    from deploy.sources import Frame
-
-    class FullDiskWriter:
-        def __init__(self, *args) -> None:
-            pass
-
-        def isOpened(self) -> bool:  # noqa: N802  (OpenCV's name)
-            return True
-
-        def write(self, image) -> bool:
-            return False
-
-        def release(self) -> None:
-            pass
-
-    monkeypatch.setattr("deploy.outputs.cv2.VideoWriter", FullDiskWriter)
-    outputs = Outputs([], save=str(tmp_path / "out.mp4"))
-    with pytest.raises(ToolchainError, match=r"--save .*out\.mp4: writing frame 0 failed"):
-        outputs.write(Frame(0, np.zeros((8, 8, 3), np.uint8), "v", 0.0), Detections.empty(), None)
-    outputs.close()
-    assert list(tmp_path.iterdir()) == []  # neither the video nor its temporary file
 
 
 @pytest.mark.parametrize(
@@ -226,10 +187,10 @@ def _no_camera(index: int):
 
 def test_without_source_the_default_camera_is_tried_and_named(tmp_path, tiny_onnx, capsys, monkeypatch):
     """Before: 'the following arguments are required: --source'."""
-    from deploy.sources import Frame, FrameSource
+    from deploy.live.sources import Frame, FrameSource
 
-    monkeypatch.setattr("deploy.sources.is_jetson", lambda: False)
-    monkeypatch.setattr("deploy.sources.open_camera", _no_camera)
+    monkeypatch.setattr("deploy.live.sources.is_jetson", lambda: False)
+    monkeypatch.setattr("deploy.live.sources.open_camera", _no_camera)
     assert main(["--model", tiny_onnx, "--backend", "onnxruntime"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == (
@@ -243,7 +204,7 @@ def test_without_source_the_default_camera_is_tried_and_named(tmp_path, tiny_onn
         def __iter__(self):
             yield Frame(0, np.zeros((32, 32, 3), np.uint8), "camera 0", 0.0)
 
-    monkeypatch.setattr("deploy.sources.open_camera", lambda i: OneFrameCamera())
+    monkeypatch.setattr("deploy.live.sources.open_camera", lambda i: OneFrameCamera())
     assert main(["--model", tiny_onnx, "--backend", "onnxruntime"]) == 0
     assert "camera 0 via onnxruntime" in capsys.readouterr().out
 
@@ -260,8 +221,19 @@ def test_engine_without_camera_is_one_line_and_exit_1(tmp_path):
     assert present.stderr.strip().splitlines() == _error_lines(present.stderr), present.stderr  # that line only
 
 
+def test_the_script_and_the_module_run_the_same_command_line():
+    """``python deploy/infer.py`` (a script: it makes the repository importable) and ``python -m deploy.infer``."""
+    script = _run_script("--help")
+    module = subprocess.run([sys.executable, "-m", "deploy.infer", "--help"], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)  # fmt: skip
+    for done in (script, module):
+        assert done.returncode == 0 and done.stdout.startswith("usage: infer ") and "143 SIGTERM" in done.stdout
+    assert script.stdout == module.stdout
+    assert _run_script().returncode == 2  # --model is required: a usage error
+
+
 def test_help_tells_every_backend_and_default():
-    from deploy.infer import build_parser
+    from deploy.live.flags import build_parser
     from deploy.runtime import BACKEND_HELP, BACKENDS
 
     text = build_parser().format_help()

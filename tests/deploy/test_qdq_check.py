@@ -1,4 +1,5 @@
-"""check-qdq on small hand-built graphs: each rule broken once, and a clean graph."""
+"""check-qdq (``deploy.qdq.rules`` and its command line) on small hand-built graphs: each rule broken once,
+and a clean graph."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from base.errors import ToolchainError
-from deploy.qdq_check import check_qdq, main
+from deploy.qdq.rules import check_qdq
+from deploy.qdq_check import main
 
 
 class _Builder:

@@ -58,10 +58,11 @@ def test_deploy_runs_in_a_venv_with_only_its_requirements(tmp_path, tiny_checkpo
     import cv2
     import numpy as np
 
-    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.export.onnx import ExportConfig
+    from toolchain.jobs.onnx_files import export_onnx
     from toolchain.models.yolo import load_model
 
-    model = onnx_from_model(load_model(tiny_checkpoint), tmp_path / "m.onnx", ExportConfig(imgsz=64))
+    model = export_onnx(load_model(tiny_checkpoint), tmp_path / "m.onnx", ExportConfig(imgsz=64))
     cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((48, 64, 3), np.uint8))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

@@ -206,10 +206,11 @@ def test_both_images_start_through_the_signal_forwarding_entry_point(dockerfile,
 
 @pytest.fixture()
 def onnx_model(tmp_path, tiny_checkpoint) -> Path:
-    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.export.onnx import ExportConfig
+    from toolchain.jobs.onnx_files import export_onnx
     from toolchain.models.yolo import load_model
 
-    return onnx_from_model(load_model(tiny_checkpoint), tmp_path / "model.int8.onnx", ExportConfig(imgsz=64))
+    return export_onnx(load_model(tiny_checkpoint), tmp_path / "model.int8.onnx", ExportConfig(imgsz=64))
 
 
 def test_engine_missing_built_then_reused_then_rebuilt_for_a_new_model(tmp_path, onnx_model):

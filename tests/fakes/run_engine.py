@@ -20,6 +20,7 @@ import io
 import json
 import sys
 
+from deploy.live.app import main as live_main
 from tests.fakes.env import fake_gpu
 
 USAGE = "usage: python -m tests.fakes.run_engine VERSION (MODEL.onnx [build flags] | infer [infer.py flags])"
@@ -52,9 +53,7 @@ def main(argv: list[str]) -> int:
     version, args = argv[0], argv[1:]
     with fake_gpu(version) as gpu:
         if args[0] == "infer":
-            from deploy import infer
-
-            return infer.main(args[1:])
+            return live_main(args[1:])
         return _build(gpu, args)
 
 

@@ -29,48 +29,58 @@ def config_classes(cls: type) -> set[type]:
     return found
 
 
+_ABSENT = object()
+
+
 class FieldReads:
     """Records the (config class, field) pairs read after construction while inside the block.
 
-    Reads made while an instance is constructed (its own checks) do not count, nor do reads through
-    ``__dict__`` (``to_dict``, the written records): only code using a setting counts.
+    Reads made while an instance is constructed (its own checks in ``__post_init__``) do not count,
+    nor do the reads of its generated ``__repr__``, ``__eq__`` and ``__hash__`` (logging, comparing or
+    caching a config uses no setting), nor reads through ``__dict__`` (``to_dict``, the written
+    records): only code using a setting counts.
     """
 
+    NOT_USES = ("__init__", "__repr__", "__eq__", "__hash__")
+
     def __init__(self, classes: set[type]) -> None:
-        self.classes, self.reads, self._building = classes, set(), 0
-        self._saved: dict[type, tuple] = {}
+        self.classes, self.reads, self._inside = classes, set(), 0
+        self._saved: dict[type, dict[str, object]] = {}
 
     def __enter__(self) -> set[tuple[type, str]]:
         for cls in self.classes:
-            self._saved[cls] = (cls.__dict__.get("__getattribute__"), cls.__init__)
+            self._saved[cls] = {n: cls.__dict__.get(n, _ABSENT) for n in ("__getattribute__", *self.NOT_USES)}
             names = {f.name for f in dataclasses.fields(cls)}
             cls.__getattribute__ = self._getter(cls, names)
-            cls.__init__ = self._init(cls.__init__)
+            for name in self.NOT_USES:
+                method = getattr(cls, name)
+                if method is not None:  # __hash__ is None on a mutable dataclass
+                    setattr(cls, name, self._not_a_use(method))
         return self.reads
 
     def __exit__(self, *exc) -> None:
-        for cls, (getter, init) in self._saved.items():
-            if getter is None:
-                del cls.__getattribute__
-            else:
-                cls.__getattribute__ = getter
-            cls.__init__ = init
+        for cls, own in self._saved.items():
+            for name, method in own.items():
+                if method is _ABSENT:
+                    delattr(cls, name)
+                else:
+                    setattr(cls, name, method)
 
     def _getter(self, cls: type, names: set[str]):
         def getattribute(obj, name):
-            if name in names and not self._building and type(obj) is cls:
+            if name in names and not self._inside and type(obj) is cls:
                 self.reads.add((cls, name))
             return object.__getattribute__(obj, name)
 
         return getattribute
 
-    def _init(self, init):
+    def _not_a_use(self, method):
         def wrapped(obj, *args, **kwargs):
-            self._building += 1
+            self._inside += 1
             try:
-                init(obj, *args, **kwargs)
+                return method(obj, *args, **kwargs)
             finally:
-                self._building -= 1
+                self._inside -= 1
 
         return wrapped
 

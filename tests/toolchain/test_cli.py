@@ -232,7 +232,7 @@ def test_imgsz_on_a_static_onnx_is_refused_and_on_a_pt_honoured(capsys, export_r
 
 def test_onnx_runtime_and_openvino_compute_the_same_fp32_outputs(export_run, tiny_dataset):
     from deploy.runtime import create_runner
-    from toolchain.quantization.ptq import calibration_batches
+    from toolchain.quantization.calibration import calibration_batches
 
     batch = calibration_batches(str(tiny_dataset), 64, 2, 2, split="val")[0]
     outputs = []

@@ -3,7 +3,9 @@ YAML, and read by the code that runs the command (no setting is dead).
 
 Reads are recorded while each command runs once on the tiny fixtures (``conftest.py``); settings that
 only one choice of another setting uses (a schedule's ``cycle``) are read by running every choice.
-A field that is added and never read fails the walk, as the last test shows.
+A field that is added and never read fails the walk, and so does one that only its own
+``__post_init__`` reads (reads while a config is built, logged, compared or hashed are no uses), as
+the last tests show.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import torch
 import yaml
 
 from toolchain.commands import COMMANDS
-from toolchain.config.fields import ExistingFile, MultipleOf, Range, TorchDevice, Writable, convert, hints, shape
+from toolchain.config.convert import check_fields, convert
+from toolchain.config.field_types import ExistingFile, MultipleOf, Range, TorchDevice, Writable, hints, shape
 from toolchain.config.flags import merged_tree
 from toolchain.config.tree import defaults, leaves, lookup, to_dict
 from toolchain.training.schedulers import SCHEDULES, ScheduleConfig, create_scheduler
@@ -146,12 +149,20 @@ def test_every_field_of_every_config_is_read(request, cli_tools):
     assert {r.argv[0] for r in runs} == set(COMMANDS)  # every command was walked
 
 
-def test_the_walk_finds_a_field_that_nothing_reads(tmp_path, tiny_checkpoint, cli_tools):
+def _checked_only(obj) -> None:
+    """A ``__post_init__`` whose own validation is the only reader of ``unused_setting``."""
+    super(type(obj), obj).__post_init__()
+    if obj.unused_setting < 0:
+        raise ValueError("unused_setting: expected >= 0")
+
+
+@pytest.mark.parametrize("post_init", [None, _checked_only], ids=["never-read", "read-only-by-its-own-check"])
+def test_the_walk_finds_a_field_that_nothing_reads(tmp_path, tiny_checkpoint, cli_tools, post_init):
     run_cli, _, config_classes = cli_tools
     base = COMMANDS["export"]
     grown = dataclasses.make_dataclass(
         "ExportCommandConfig", [("unused_setting", int, dataclasses.field(default=0))],
-        bases=(base.config,), frozen=True,
+        bases=(base.config,), frozen=True, namespace={"__post_init__": post_init} if post_init else None,
     )  # fmt: skip
     registry = {**COMMANDS, "export": dataclasses.replace(base, config=grown)}
     run = run_cli(["export", "--weights", tiny_checkpoint, "--out", tmp_path / "m.onnx", "--unused-setting", 3],
@@ -159,3 +170,38 @@ def test_the_walk_finds_a_field_that_nothing_reads(tmp_path, tiny_checkpoint, cl
     assert run.code == 0, run.err
     unread = every_field(grown, config_classes) - run.reads
     assert unread == {(grown, "unused_setting")}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    limit: int = 1
+    used: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.limit < 0:  # its own validation reads it: not a use
+            raise ValueError("limit: expected >= 0")
+
+
+def test_reads_while_building_logging_comparing_or_hashing_are_not_uses(cli_tools):
+    _, field_reads, _ = cli_tools
+    with field_reads({_Checked}) as reads:
+        cfg = _Checked(limit=2)
+        assert (repr(cfg), cfg == _Checked(), hash(cfg) == hash(_Checked(limit=2))) == (
+            "_Checked(limit=2, used=0)", False, True)  # fmt: skip
+        assert cfg.used == 0
+    assert reads == {(_Checked, "used")}  # limit: only its own check read it, so the walk calls it dead
+    assert "__getattribute__" not in _Checked.__dict__ and _Checked(limit=3).limit == 3  # put back
+
+
+def test_the_post_init_check_reads_through_attributes(cli_tools, monkeypatch):
+    """The test above can fail: counted as uses, the reads of ``__post_init__`` and ``__repr__`` show."""
+    _, field_reads, _ = cli_tools
+    monkeypatch.setattr(field_reads, "NOT_USES", ())
+    with field_reads({_Checked}) as reads:
+        _Checked(limit=2)
+    assert reads == {(_Checked, "limit"), (_Checked, "used")}
+    cfg = _Checked(limit=2)
+    with field_reads({_Checked}) as reads:
+        assert repr(cfg) == "_Checked(limit=2, used=0)"
+    assert reads == {(_Checked, "limit"), (_Checked, "used")}

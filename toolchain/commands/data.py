@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+from base.dataset import load_data_yaml, load_split
 from toolchain.config.fields import ExistingPath, Range, Writable, check_fields
 from toolchain.config.flags import Command
-from toolchain.data.synthetic import SyntheticConfig
+from toolchain.data.split import carve_test_split
+from toolchain.data.synthetic import SyntheticConfig, generate_dataset
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,6 @@ class DataConfig:
 
 
 def _data(cfg: DataConfig) -> None:
-    from toolchain.data.synthetic import generate_dataset
-
     print(generate_dataset(cfg.out, cfg.synthetic, force=cfg.force))
 
 
@@ -53,8 +53,6 @@ class CheckDataConfig:
 
 
 def _check(cfg: CheckDataConfig) -> None:
-    from base.dataset import load_data_yaml, load_split
-
     spec = load_data_yaml(cfg.data)
     for split in cfg.split or list(spec.splits):
         print(load_split(spec, split, strict=cfg.strict).summary())
@@ -82,8 +80,6 @@ class SplitDataConfig:
 
 
 def _split(cfg: SplitDataConfig) -> None:
-    from toolchain.data.split import carve_test_split
-
     print(carve_test_split(cfg.data, cfg.out, cfg.test_fraction, cfg.seed).summary())
 
 

@@ -6,14 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
+from base.dataset import load_data_yaml, load_split
 from base.errors import ToolchainError, UsageError
+from base.fileio import check_distinct_paths, write_json
+from base.metadata import ModelMetadata, sidecar_path
+from deploy.evaluate import evaluate
 from deploy.postprocess import PostprocessConfig
-from deploy.runtime import BACKENDS
+from deploy.runtime import BACKENDS, create_runner
+from deploy.runtime.machine import machine_lines, machine_report
 from deploy.runtime.openvino_int8 import REMEDIES
 from toolchain.config.fields import Device, ExistingPath, ImageSize, PositiveInt, Writable, check_fields
 from toolchain.config.files import record
 from toolchain.config.flags import Command
 from toolchain.config.tree import replace
+from toolchain.models.names import check_classes, class_names
+from toolchain.models.torch_runner import TorchRunner
+from toolchain.models.yolo import load_model_at
 
 
 @dataclass(frozen=True)
@@ -57,18 +65,10 @@ class EvalConfig:
 
 def _runner(cfg: EvalConfig):
     """A Runner for the weights (its classes checked against the data), and the one size it runs at."""
-    from toolchain.models.yolo import check_classes
-
     if Path(cfg.weights).suffix == ".pt":
-        from toolchain.models.torch_runner import TorchRunner
-        from toolchain.models.yolo import class_names, load_model_at
-
         model, imgsz = load_model_at(cfg.weights, cfg.imgsz)
         check_classes(class_names(model), cfg.data, cfg.weights)
         return TorchRunner(model, imgsz, cfg.device), imgsz
-    from base.metadata import ModelMetadata
-    from deploy.runtime import create_runner
-
     meta = ModelMetadata.find(cfg.weights)
     if meta is not None:
         check_classes(meta.names, cfg.data, cfg.weights)
@@ -86,8 +86,6 @@ def _runner(cfg: EvalConfig):
 
 def _check_class_count(onnx_path: str, data: str) -> None:
     """An ONNX without class names: its static ``[B, 4 + nc, N]`` output must have the data's class count."""
-    from base.dataset import load_data_yaml
-
     if Path(onnx_path).suffix != ".onnx":
         return
     import onnx
@@ -104,12 +102,6 @@ def _check_class_count(onnx_path: str, data: str) -> None:
 
 
 def _eval(cfg: EvalConfig) -> None:
-    from base.dataset import load_data_yaml, load_split
-    from base.fileio import check_distinct_paths, write_json
-    from base.metadata import sidecar_path
-    from deploy.evaluate import evaluate
-    from deploy.runtime.machine import machine_lines, machine_report
-
     inputs = {"--weights": cfg.weights, "--data": cfg.data}
     if Path(cfg.weights).suffix != ".pt":
         inputs[f"sidecar of {cfg.weights}"] = sidecar_path(cfg.weights)
@@ -125,7 +117,6 @@ def _eval(cfg: EvalConfig) -> None:
     if cfg.json:
         write_json(cfg.json, {"weights": cfg.weights, "data": cfg.data, "imgsz": imgsz, **result.to_dict(),
                               "machine": machine, "config": record(cfg)})  # fmt: skip
-
 
 
 COMMANDS = [

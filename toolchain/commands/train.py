@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from toolchain.config.flags import Command
+from toolchain.jobs.qat import QATJobConfig, run_qat
 from toolchain.training.baseline import BaselineConfig, train_baseline
-from toolchain.training.qat_job import QATJobConfig, run_qat
 
 
 def _baseline(cfg: BaselineConfig) -> None:

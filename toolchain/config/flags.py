@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from base.errors import UsageError
-from toolchain.config.fields import ExistingFile, FieldError, convert, describe, field_help, from_text, hints, shape
+from toolchain.config.convert import NULL_WORDS, build, convert, number_from_text
+from toolchain.config.docstrings import field_help
+from toolchain.config.field_types import ExistingFile, FieldError, describe, hints, shape
 from toolchain.config.files import parse_yaml, read_config_file
-from toolchain.config.tree import build, defaults, leaves, lookup, merge, section
+from toolchain.config.tree import defaults, leaves, lookup, merge, section
 
 REQUIRED = "required, and not given"
 
@@ -169,6 +171,23 @@ def _from_flag(hint: Any, value: Any, dotted: str) -> Any:
     return from_text(hint, value, dotted)
 
 
+def from_text(hint: Any, text: str, key: str) -> Any:
+    """A command-line string as the type ``hint`` asks for (containers as inline YAML), checked."""
+    s = shape(hint)
+    if s.optional and text.lower() in NULL_WORDS:
+        return None
+    if s.is_config or s.is_container:
+        return convert(hint, parse_yaml(text, key), key)
+    if s.base is bool:
+        words = {**dict.fromkeys(("true", "yes", "1", "on"), True), **dict.fromkeys(("false", "no", "0", "off"), False)}
+        if text.lower() not in words:
+            raise FieldError(key, f"expected {describe(s)}, got {text!r}")
+        return convert(hint, words[text.lower()], key)
+    if s.base in (int, float) or (typing.get_origin(s.base) is Literal and not isinstance(s.args[0], str)):
+        return number_from_text(hint, text, key)
+    return convert(hint, text, key)
+
+
 def _shown(flag: str, value: Any) -> str:
     """The flag as given: ``--iou 5``, ``--no-sqnr``, ``--split val test``."""
     if isinstance(value, bool):
@@ -215,4 +234,4 @@ def _under(key: str, parent: str) -> bool:
     return not parent or key.startswith(parent + ".") or key.startswith(parent + "[")
 
 
-__all__ = ["Command", "add_flags", "explain", "merged_tree", "resolve"]
+__all__ = ["Command", "add_flags", "explain", "from_text", "merged_tree", "resolve"]

@@ -1,5 +1,6 @@
 """Configs as trees: the defaults of a config class as a plain mapping, a partial mapping merged
-recursively over them, and a checked instance built from the result.
+recursively over them, a checked instance built from the result (``build``, from ``convert``), and
+a config as plain values again (``to_dict``).
 
 Sections (nested configs) merge key by key, so ``input: {percentile: 99.9}`` keeps the rest of the
 ``input`` section's defaults; any other value (a number, a list, a free mapping) replaces.
@@ -16,8 +17,8 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
-from base.errors import ToolchainError
-from toolchain.config.fields import FieldError, check_fields, convert, hints, shape
+from toolchain.config.convert import build, check_fields
+from toolchain.config.field_types import FieldError, hints, shape
 
 T = TypeVar("T")
 
@@ -79,45 +80,6 @@ def merge(
             if origins is not None:
                 origins[dotted] = source
     return base
-
-
-def build(cls: type[T], raw: Mapping, key: str = "") -> T:
-    """A checked instance of ``cls`` from a complete mapping (``defaults`` merged with the user's).
-
-    Raises:
-        FieldError: An unknown or missing key, or a value its type does not allow, named by its
-            dotted path below ``key``.
-    """
-    if not isinstance(raw, Mapping):
-        raise FieldError(key, f"expected a mapping, got {raw!r}")
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in raw if k not in names]
-    if unknown:
-        raise FieldError(_dotted(key, str(unknown[0])), f"unknown key; allowed here: {names}")
-    precheck = getattr(cls, "precheck", None)
-    if precheck is not None:
-        try:
-            precheck(raw)
-        except FieldError as exc:
-            raise exc.within(key) from None
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in raw:
-            kwargs[f.name] = convert(hints(cls)[f.name], raw[f.name], _dotted(key, f.name))
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise FieldError(_dotted(key, f.name), "required, and not given")
-    try:
-        return cls(**kwargs)
-    except FieldError as exc:
-        raise exc.within(key) from None
-    except (ToolchainError, ValueError, TypeError) as exc:  # the checks of configs outside toolchain/
-        message = str(exc)
-        own = key.rsplit(".", 1)[-1] + ": "
-        raise FieldError(key, message[len(own) :] if message.startswith(own) else message) from None
-
-
-def _dotted(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
 
 
 def from_dict(cls: type[T], raw: Mapping, where: str = "") -> T:

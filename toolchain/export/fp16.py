@@ -7,20 +7,24 @@ inputs and outputs stay float32 (a Cast at each end, so callers feed the same ar
 their scales stay float32 (TensorRT reads Q/DQ scales as float32), and so do the ops the converter
 itself keeps in float32 (its default block list: Resize, TopK, NonMaxSuppression...).
 
+This is the conversion stage (models in, models out); ``toolchain.jobs.fp16_onnx.fp16_onnx_from_onnx``
+reads and writes the files.
+
 Example:
-    >>> fp16_onnx_from_onnx("runs/ptq/best.onnx")  # -> runs/ptq/best.fp16.onnx (+ .json sidecar)
+    >>> half, half_meta = fp16_model_from_onnx(onnx.load("best.onnx"), ModelMetadata.find("best.onnx"), "best.onnx")
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import onnx
+from onnx import TensorProto
+
 from base.errors import ToolchainError
-from base.fileio import atomic_path
 from base.metadata import ModelMetadata
 from deploy.engine.precision import fp16_onnx_path
 
@@ -54,9 +58,7 @@ def fp16_path(onnx: str | Path) -> Path:
     return fp16_onnx_path(onnx)
 
 
-def _float16_initializers(model) -> list[str]:
-    from onnx import TensorProto
-
+def _float16_initializers(model: onnx.ModelProto) -> list[str]:
     return [t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT16]
 
 
@@ -94,45 +96,38 @@ def _batch(model) -> int:
     return dim.dim_value if dim.HasField("dim_value") else 1
 
 
-def fp16_onnx_from_onnx(src: str | Path, dst: str | Path | None = None, cfg: Fp16Config | None = None) -> Path:
-    """Write the float16 variant of an ONNX and its sidecar; returns its path (default ``fp16_path(src)``).
+def fp16_model_from_onnx(
+    model: onnx.ModelProto, meta: ModelMetadata | None, source: str | Path, cfg: Fp16Config | None = None
+) -> tuple[onnx.ModelProto, ModelMetadata | None]:
+    """The float16 variant of an ONNX model, and of its sidecar when it has one.
 
     A QDQ source keeps its INT8 layers (precision ``int8`` in the sidecar, float tail in float16);
     an FP32 source becomes ``fp16``.
 
-    Raises:
-        ToolchainError: The source is missing, not an ONNX, or already holds float16 tensors.
-    """
-    import onnx
+    Args:
+        model: The FP32 or QDQ ONNX model (left as it is).
+        meta: Its sidecar, or ``None``.
+        source: The file it was read from (the new sidecar's ``source``, and messages).
+        cfg: Conversion settings.
 
-    src, cfg = Path(src), cfg or Fp16Config()
-    dst = Path(dst) if dst else fp16_path(src)
-    if not src.is_file():
-        raise ToolchainError(f"{src}: ONNX not found; export the FP32 model first ('toolchain export' or 'ptq --fp32')")
-    try:
-        model = onnx.load(str(src))
-    except Exception as exc:  # protobuf's DecodeError for a file that is not an ONNX
-        raise ToolchainError(f"{src}: not a readable ONNX model ({exc})") from exc
+    Raises:
+        ToolchainError: The source already holds float16 tensors.
+    """
+    cfg = cfg or Fp16Config()
     if _float16_initializers(model):
-        raise ToolchainError(f"{src}: already holds float16 tensors; convert the FP32 ONNX it came from instead")
-    start = time.perf_counter()
+        raise ToolchainError(f"{source}: already holds float16 tensors; convert the FP32 ONNX it came from instead")
     quantized = any(n.op_type in QDQ_OPS for n in model.graph.node)
-    logger.info("Converting %s to float16 (%s)", src, "float tail of a QDQ model" if quantized else "FP32 model")
-    converted = _convert(model, cfg)
-    meta = ModelMetadata.find(src)
+    logger.info("Converting %s to float16 (%s)", source, "float tail of a QDQ model" if quantized else "FP32 model")
+    source_copy = onnx.ModelProto()
+    source_copy.CopyFrom(model)  # the converter edits its input
+    converted = _convert(source_copy, cfg)
     if meta is not None:
-        meta = replace(meta, precision="int8" if quantized else "fp16", source=str(src),
+        meta = replace(meta, precision="int8" if quantized else "fp16", source=str(source),
                        extra={**meta.extra, "float_type": "float16", "fp16": _describe(cfg)})  # fmt: skip
         del converted.metadata_props[:]
         for key, value in meta.onnx_props(_batch(converted)).items():
             converted.metadata_props.add(key=key, value=value)
-    with atomic_path(dst) as tmp:
-        onnx.save(converted, str(tmp))
-        onnx.checker.check_model(str(tmp))
-    if meta is not None:
-        meta.save(dst)
-    logger.info("Finished float16 conversion in %.1f s: %s", time.perf_counter() - start, dst)
-    return dst
+    return converted, meta
 
 
 def _describe(cfg: Fp16Config) -> dict:

@@ -35,11 +35,12 @@ import torch
 from tqdm import tqdm
 
 from base.dataset import Split
-from deploy.evaluate import EvalResult
-from deploy.qdq_check import graph_constants
+from deploy.evaluate import EvalResult, evaluate
+from deploy.qdq.graph import graph_constants
+from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from toolchain.export.onnx import export_form
 from toolchain.models.torch_runner import TorchRunner
-from toolchain.quantization.ptq import quantizers
+from toolchain.quantization.quantized_model import quantizers
 
 logger = logging.getLogger(__name__)
 
@@ -208,9 +209,6 @@ def evaluate_onnx_and_torch(
     model: torch.nn.Module, onnx_path: str | Path, split: Split
 ) -> tuple[EvalResult, EvalResult]:
     """COCO results on ``split`` of the QDQ ONNX on ONNX Runtime and of the fake-quant model in PyTorch."""
-    from deploy.evaluate import evaluate
-    from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
     with OnnxRuntimeRunner(onnx_path) as onnx_runner:
         with TorchRunner(export_form(model), onnx_runner.input_shape[2]) as torch_runner:
             return evaluate(onnx_runner, split), evaluate(torch_runner, split)
@@ -233,8 +231,6 @@ def evaluate_float_floor(model: torch.nn.Module, split: Split, imgsz: int) -> di
     """COCO results of the same fake-quant model under other arithmetic: PyTorch's reference kernels
     instead of oneDNN's, and float64. Neither is wrong; how far their mAP moves from the oneDNN run is
     what rounding alone does to this model on these images (the rounding cascade)."""
-    from deploy.evaluate import evaluate
-
     net = export_form(model)
     with _reference_kernels(), TorchRunner(net, imgsz) as runner:
         reference = evaluate(runner, split)

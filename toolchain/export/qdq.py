@@ -165,12 +165,10 @@ def _fold_constants_once(model: onnx.ModelProto) -> int:
     return folded
 
 
-def finalize_qdq(path: str) -> dict[str, int]:
-    """Run the passes on an ONNX file in place; returns what each did."""
-    model = onnx.load(path)
+def finalize_qdq(model: onnx.ModelProto) -> dict[str, int]:
+    """Run the passes on an exported QDQ model in place; returns what each did."""
     stats = {"constants": constants_to_initializers(model)}
     stats["weights_folded"] = fold_weight_quantization(model)
     stats["shape_ops_folded"] = fold_constants(model)
     stats["duplicates_merged"] = merge_duplicate_qdq(model)
-    onnx.save(model, path)
     return stats

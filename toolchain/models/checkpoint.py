@@ -33,6 +33,12 @@ from torch import nn
 
 from base.errors import ToolchainError
 from base.fileio import atomic_path
+from toolchain.config.fields import FieldError
+from toolchain.config.tree import from_dict, to_dict
+from toolchain.models.names import class_names
+from toolchain.quantization.config import QuantizerConfig
+from toolchain.quantization.modules import QuantConv2d
+from toolchain.quantization.quantizer import TensorQuantizer
 
 logger = logging.getLogger(__name__)
 FORMAT, FORMAT_VERSION = "yolo-trt-qat checkpoint", 1
@@ -63,10 +69,8 @@ def _unwrapped(model: nn.Module) -> nn.Module:
 
 
 def _quantization_layout(model: nn.Module) -> dict | None:
-    from toolchain.config.tree import to_dict
-    from toolchain.quantization.modules import QuantConv2d
+    # placement subclasses ultralytics' Bottleneck: ultralytics loads on first use, not with this module
     from toolchain.quantization.placement import QuantBottleneck
-    from toolchain.quantization.quantizer import TensorQuantizer
 
     groups: dict[int, dict] = {}
     for name, module in model.named_modules(remove_duplicate=False):
@@ -84,8 +88,6 @@ def _quantization_layout(model: nn.Module) -> dict | None:
 
 def model_record(model: nn.Module) -> dict:
     """A model as plain data and tensors (see the module docstring); ``model_from_record`` rebuilds it."""
-    from toolchain.models.yolo import class_names
-
     model = _unwrapped(model)
     return {
         "kind": MODEL_RECORD,
@@ -261,12 +263,8 @@ def _restore_quantization(model: nn.Module, layout: dict, state: dict, where: st
     with range tensors of the saved shapes (``load_state_dict`` then fills them)."""
     from ultralytics.nn.modules.block import Bottleneck
 
-    from toolchain.config.fields import FieldError
-    from toolchain.config.tree import from_dict
-    from toolchain.quantization.config import QuantizerConfig
-    from toolchain.quantization.modules import QuantConv2d
+    # placement subclasses ultralytics' Bottleneck: ultralytics loads on first use, not with this module
     from toolchain.quantization.placement import QuantBottleneck
-    from toolchain.quantization.quantizer import TensorQuantizer
 
     at: dict[str, TensorQuantizer] = {}
     for group in layout["quantizers"]:

@@ -1,18 +1,22 @@
 """Build or load ultralytics YOLOv8 detection models, offline.
 
 ultralytics is imported here with ``YOLO_OFFLINE=1`` so it never reaches for the network. Our own
-checkpoints are written and read by ``toolchain.models.checkpoint`` (tensors and plain data).
+checkpoints are written and read by ``toolchain.models.checkpoint`` (tensors and plain data); class names
+and their check against a dataset are ``toolchain.models.names``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import sys
 from pathlib import Path
 
 import torch
 
 from base.errors import ToolchainError
+from toolchain.models.checkpoint import first_line, read_checkpoint
 
 logger = logging.getLogger(__name__)
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -48,8 +52,6 @@ def load_model(path: str | Path) -> torch.nn.Module:
         ToolchainError: The file is missing, not a ``.pt``, unreadable, refers to code outside a YOLO model,
             or is not a detection model: one line naming the file.
     """
-    from toolchain.models.checkpoint import read_checkpoint
-
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "weights not found"
@@ -66,8 +68,6 @@ def load_model(path: str | Path) -> torch.nn.Module:
 
 def _load_ultralytics(path: Path) -> torch.nn.Module:
     """A user's ultralytics checkpoint through ultralytics' restricted (``weights_only``) loader."""
-    import sys
-
     from ultralytics.cfg import DEFAULT_CFG_DICT
     from ultralytics.nn.tasks import DetectionModel, torch_safe_load
 
@@ -91,10 +91,6 @@ def _load_ultralytics(path: Path) -> torch.nn.Module:
 
 def _refusal(exc: BaseException, path: Path) -> str:
     """One line for what ultralytics' loader refused: the global a pickle wanted, else its first line."""
-    import re
-
-    from toolchain.models.checkpoint import first_line
-
     cause = f"{exc.__cause__ or ''}"
     wanted = re.search(r"GLOBAL ([\w.]+)", cause)
     if wanted:
@@ -117,29 +113,6 @@ def load_model_at(path: str | Path, imgsz: int | None = None) -> tuple[torch.nn.
     size the checkpoint was trained at (PyTorch models take any size)."""
     model = load_model(path)
     return model, imgsz or trained_imgsz(model)
-
-
-def class_names(model: torch.nn.Module) -> list[str]:
-    """The model's class names, index = class id."""
-    names = model.names
-    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
-
-
-def check_classes(names: list[str], data: str | Path, model: str | Path) -> None:
-    """Refuse a model whose classes are not the data's (count and names, in order): its mAP would be
-    near 0 under wrong names, with exit 0.
-
-    Raises:
-        ToolchainError: Naming both files, both class lists and the fix.
-    """
-    from base.dataset import load_data_yaml
-
-    spec = load_data_yaml(data)
-    if list(names) != spec.names:
-        raise ToolchainError(
-            f"{model}: the model has {len(names)} classes {list(names)}, but {data} has {spec.nc} {spec.names}; "
-            "use the data the model was trained on, or train a baseline on this data first"
-        )
 
 
 def model_stride(model: torch.nn.Module) -> int:

@@ -1,5 +1,6 @@
 """Sensitivity analysis: the mAP lost when only one fusion group is quantized, ranked; and the
-mixed-precision config that keeps the k most sensitive groups float.
+mixed-precision config that keeps the k most sensitive groups float (``toolchain.jobs.sensitivity`` writes
+them).
 
 A fusion group is the set of convs that read one shared input quantizer (a C2f's concat and its
 bottlenecks, the readers of a concat in the neck...), so keeping a group float never leaves a tensor
@@ -7,30 +8,26 @@ with Q nodes of two kinds, and no TensorRT fusion is broken.
 
 Example:
     >>> rows = layer_sensitivity(ptq_model, split, imgsz=384)
-    >>> write_mixed_precision_config(rows, k=2, base=QuantConfig(), out="quant.mixed.yaml")
+    >>> mixed_precision_config(rows, k=2, base=QuantConfig())["overrides"][-1]
+    {'pattern': 'model\\.2\\.cv2\\.conv', 'skip': True}
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
 from torch import nn
 from tqdm import tqdm
 
 from base.dataset import Split
-from base.fileio import atomic_path
 from deploy.evaluate import evaluate
 from toolchain.config.files import SCHEMA_VERSION
 from toolchain.models.torch_runner import TorchRunner
-from toolchain.plots import bar_chart
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.modules import QuantConv2d
-from toolchain.quantization.ptq import quantization_disabled, quantizers
+from toolchain.quantization.quantized_model import quantization_disabled, quantizers
 
 logger = logging.getLogger(__name__)
 
@@ -80,27 +77,9 @@ def layer_sensitivity(model: nn.Module, split: Split, imgsz: int, device: str = 
     return sorted(rows, key=lambda r: r.loss, reverse=True)
 
 
-def write_sensitivity(rows: list[GroupSensitivity], folder: str | Path) -> tuple[Path, Path]:
-    """``sensitivity.csv`` (ranked) and ``sensitivity.png`` (bar chart) in ``folder``."""
-    folder = Path(folder)
-    csv_path, png_path = folder / "sensitivity.csv", folder / "sensitivity.png"
-    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["rank", "map50_95_loss", "map50_95", "group"])
-        for i, r in enumerate(rows, 1):
-            writer.writerow([i, f"{r.loss:.5f}", f"{r.map50_95:.5f}", " ".join(r.group)])
-    labels = [r.group[0] + (f" +{len(r.group) - 1}" if len(r.group) > 1 else "") for r in rows]
-    bar_chart(png_path, labels, [100 * r.loss for r in rows], "mAP50-95 lost (points)",
-              "Sensitivity: only this fusion group quantized")  # fmt: skip
-    return csv_path, png_path
-
-
-def write_mixed_precision_config(rows: list[GroupSensitivity], k: int, base: QuantConfig, out: str | Path) -> Path:
-    """The ``base`` quant config as YAML, its overrides extended to keep the ``k`` most sensitive groups
-    float; ``--quant-config`` (``QUANT=`` in make) takes it."""
+def mixed_precision_config(rows: list[GroupSensitivity], k: int, base: QuantConfig) -> dict:
+    """The ``base`` quant config as a config file's data, its overrides extended to keep the ``k`` most
+    sensitive groups float (``toolchain.jobs.sensitivity`` writes it for ``--quant-config``)."""
     raw = {"version": SCHEMA_VERSION, **base.to_dict()}
     raw["overrides"] += [{"pattern": re.escape(name), "skip": True} for r in rows[:k] for name in r.group]
-    with atomic_path(out) as tmp:
-        header = f"# Mixed precision: the {k} most sensitive fusion groups stay float (toolchain sensitivity).\n"
-        tmp.write_text(header + yaml.safe_dump(raw, sort_keys=False))
-    return Path(out)
+    return raw

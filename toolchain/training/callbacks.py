@@ -19,6 +19,7 @@ from base.fileio import atomic_path
 from toolchain.models.checkpoint import save_checkpoint
 from toolchain.plots import bar_chart
 from toolchain.quantization.modules import QuantConv2d
+from toolchain.quantization.quantized_model import quantization_disabled
 from toolchain.training.trainer import Callback, Trainer
 
 logger = logging.getLogger(__name__)
@@ -142,8 +143,6 @@ def sqnr_per_layer(model: torch.nn.Module, batch: torch.Tensor) -> dict[str, flo
         conv.register_forward_hook(lambda m, i, o, n=name: outputs.setdefault(n, []).append(o.detach()))
         for name, conv in _quant_convs(model)
     ]
-    from toolchain.quantization.ptq import quantization_disabled
-
     was_training = model.training
     model.eval()
     try:

@@ -19,9 +19,10 @@ from toolchain.config.fields import EpochOrNever, NonNegativeInt, Pattern, check
 from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.model import ddp_options
 from toolchain.distributed.process import DistributedContext
-from toolchain.quantization.ptq import quantizers
+from toolchain.quantization.quantized_model import quantizers
+from toolchain.training.config import TrainConfig
 from toolchain.training.losses import distillation_loss, quantization_penalty
-from toolchain.training.trainer import Callback, TrainConfig, Trainer
+from toolchain.training.trainer import Callback, Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class QATTrainer(Trainer):
     Args:
         model: The calibrated fake-quant model.
         cfg: Training settings.
-        qat: Freezing settings (progressive quantization is a callback, see ``qat_job``).
+        qat: Freezing settings (progressive quantization is a callback, see ``toolchain.jobs.qat``).
         teacher: The FP32 model, needed when ``cfg.loss.distill > 0`` (each rank runs it on its shard).
         callbacks: Called at fit and epoch boundaries.
         dist: This process's place in a torchrun job (``None``: one process).

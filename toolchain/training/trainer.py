@@ -6,18 +6,16 @@ Data come from ultralytics' dataset (its augmentations, mosaic off by default), 
 ranks; validation is our COCO evaluator on the val split through a ``TorchRunner``, the same numbers
 as deployment. Under torchrun, rank 0 alone validates, keeps the EMA and runs the callbacks
 (checkpoints, CSV, TensorBoard) while the others wait; ``batch`` is per process.
+
+The settings live in ``training.config``, the EMA in ``training.ema``, the data in ``training.loaders``;
+``TrainConfig`` and ``build_train_loader`` stay importable from here.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 import random
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -26,137 +24,21 @@ from tqdm import tqdm
 
 from base.dataset import load_data_yaml, load_split
 from deploy.evaluate import EvalResult, evaluate
-from toolchain.config.fields import (
-    Decay,
-    Device,
-    ExistingPath,
-    FieldError,
-    Fraction,
-    ImageSize,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    check_fields,
-)
 from toolchain.distributed.config import DistributedConfig
-from toolchain.distributed.data import set_epoch, sharded_loader
+from toolchain.distributed.data import set_epoch
 from toolchain.distributed.loss import GlobalTargetNormalization, backward_scale
 from toolchain.distributed.lr import rescale_lr, scaled_lr
 from toolchain.distributed.model import copy_buffers_from_main, differing_tensors, set_lsq_global_batch, wrap_ddp
-from toolchain.distributed.process import (
-    DistributedContext,
-    average_over_ranks,
-    cpu_threads,
-    main_first,
-    on_main,
-)
+from toolchain.distributed.process import DistributedContext, average_over_ranks, cpu_threads, on_main
 from toolchain.models.torch_runner import TorchRunner
-from toolchain.training.losses import LossConfig, detection_criterion
-from toolchain.training.schedulers import ScheduleConfig, create_scheduler
+from toolchain.training.config import TrainConfig
+from toolchain.training.ema import ModelEMA
+from toolchain.training.loaders import build_train_loader
+from toolchain.training.losses import detection_criterion
+from toolchain.training.schedulers import create_scheduler
 
 logger = logging.getLogger(__name__)
 SCALED_LR = "scaled_lr"  # optimizer param-group key: the lr of the world size and rule the run started with
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run; the defaults are QAT's (fine-tuning a converged model), this loop's one user.
-
-    Attributes:
-        data: The data.yaml.
-        imgsz: Square training and validation size (null: the size the starting weights were trained at).
-        epochs: Epochs.
-        batch: Batch size per process (under torchrun the effective batch is nproc x batch).
-        optimizer: SGD or AdamW.
-        lr0: Base learning rate (small: it keeps a converged model near its FP32 optimum); under torchrun
-            scaled with the effective batch by distributed.lr_scaling.
-        momentum: SGD momentum / Adam beta1.
-        weight_decay: Weight decay (not on biases and norms).
-        grad_clip: Max gradient norm (0: off).
-        ema_decay: EMA decay of the weights (0: no EMA).
-        amp: Mixed precision on CUDA (no effect on CPU).
-        device: cpu, cuda, cuda:0 (0 means cuda:0).
-        workers: Data-loading processes (per process).
-        threads: Torch CPU threads (0: every core, shared by the processes on a node).
-        mosaic: Mosaic probability (off by default for QAT, as the peers do).
-        augment: Other ultralytics augmentation overrides, e.g. {fliplr: 0.5, scale: 0.3}.
-        val_images: Validate on the first N val images (0: all).
-        seed: Random seed.
-        schedule: Learning-rate schedule.
-        loss: Loss terms.
-    """
-
-    data: ExistingPath
-    imgsz: ImageSize | None = None
-    epochs: PositiveInt = 5
-    batch: PositiveInt = 16
-    optimizer: Literal["SGD", "AdamW"] = "SGD"
-    lr0: PositiveFloat = 0.0002
-    momentum: Decay = 0.9
-    weight_decay: NonNegativeFloat = 5e-4
-    grad_clip: NonNegativeFloat = 10.0
-    ema_decay: Decay = 0.999
-    amp: bool = True
-    device: Device = "cpu"
-    workers: NonNegativeInt = 2
-    threads: NonNegativeInt = 0
-    mosaic: Fraction = 0.0
-    augment: dict = field(default_factory=dict)
-    val_images: NonNegativeInt = 0
-    seed: int = 0
-    schedule: ScheduleConfig = ScheduleConfig()
-    loss: LossConfig = LossConfig()
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        check_augment(self.augment)
-
-
-AUGMENTATIONS = ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective", "flipud",
-                 "fliplr", "bgr", "mixup", "cutmix", "copy_paste", "copy_paste_mode", "auto_augment",
-                 "erasing")  # fmt: skip
-"""ultralytics' augmentation settings ``augment`` may override (mosaic has a field of its own)."""
-
-
-def check_augment(augment: dict) -> None:
-    """Every key of ``augment`` is one of ``AUGMENTATIONS`` and its value one ultralytics accepts.
-
-    Raises:
-        FieldError: Naming ``augment[key]``, and the keys allowed or the value expected.
-    """
-    if not augment:
-        return
-    from ultralytics.cfg import check_cfg  # only when there is something to check: it imports ultralytics
-
-    for key, value in augment.items():
-        where = f"augment[{key!r}]"
-        if key == "mosaic":
-            raise FieldError(where, "mosaic is a setting of its own: use --mosaic (train.mosaic)")
-        if key not in AUGMENTATIONS:
-            hint = " (YAML needs a space after the colon: {fliplr: 0})" if ":" in str(key) else ""
-            raise FieldError(where, f"not an augmentation setting; expected one of {', '.join(AUGMENTATIONS)}{hint}")
-        try:
-            check_cfg({key: value})
-        except (TypeError, ValueError) as exc:
-            raise FieldError(where, str(exc)) from None
-
-
-class ModelEMA:
-    """Exponential moving average of a model's floating-point parameters and buffers (ramped up early)."""
-
-    def __init__(self, model: nn.Module, decay: float, updates: int = 0) -> None:
-        self.ema = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.updates = decay, updates
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        d = self.decay * (1 - math.exp(-self.updates / 2000))
-        source = model.state_dict()
-        for name, value in self.ema.state_dict().items():
-            if value.dtype.is_floating_point and name in source:
-                value.mul_(d).add_(source[name].detach(), alpha=1 - d)
 
 
 class Callback:
@@ -182,33 +64,6 @@ def _trainable(model: nn.Module) -> nn.Module:
     for name, p in model.named_parameters():
         p.requires_grad_(".dfl." not in name and p.dtype.is_floating_point)
     return model
-
-
-def build_train_dataset(cfg: TrainConfig, stride: int):
-    """ultralytics' YOLO dataset over the train split, with our augmentation overrides."""
-    from ultralytics.cfg import get_cfg
-    from ultralytics.data import build_yolo_dataset
-    from ultralytics.data.utils import check_det_dataset
-
-    data = check_det_dataset(str(Path(cfg.data).resolve()))
-    overrides = {"imgsz": cfg.imgsz, "mosaic": cfg.mosaic, "batch": cfg.batch, "workers": cfg.workers, **cfg.augment}
-    if cfg.mosaic == 0:
-        overrides.setdefault("close_mosaic", 0)
-    args = get_cfg(overrides=overrides)
-    return build_yolo_dataset(args, data["train"], cfg.batch, data, mode="train", stride=stride)
-
-
-def build_train_loader(cfg: TrainConfig, stride: int, ctx: DistributedContext | None = None):
-    """This rank's shuffled loader over the train split (a one-process context: the whole split).
-
-    One code path for any world size: step ``k`` of a job of W ranks sees the images a one-process
-    run with batch ``W * cfg.batch`` sees at step ``k``. Rank 0 builds the dataset first: it writes
-    ultralytics' label cache, which the other ranks then read.
-    """
-    ctx = ctx or DistributedContext()
-    with main_first(ctx, "label cache"):
-        dataset = build_train_dataset(cfg, stride)
-    return sharded_loader(dataset, cfg.batch, cfg.workers, ctx, cfg.seed)
 
 
 class Trainer:

@@ -15,9 +15,9 @@ import time
 import numpy as np
 import pytest
 
-from deploy.outputs import Outputs
-from deploy.pipeline import PipelineConfig, run_pipeline
-from deploy.sources import Frame, FrameSource
+from deploy.live.outputs import Outputs
+from deploy.live.pipeline import PipelineConfig, run_pipeline
+from deploy.live.sources import Frame, FrameSource
 from tests.fakes.env import fake_gpu
 from tests.fakes.onnx_models import detector_onnx
 from tests.fakes.paths import build, calibrated_int8

@@ -30,26 +30,28 @@ def gpu_stack():
 
 @pytest.fixture(scope="module")
 def float_onnx(gpu_stack, tmp_path_factory, tiny_checkpoint):
-    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.export.onnx import ExportConfig
+    from toolchain.jobs.onnx_files import export_onnx
     from toolchain.models.yolo import load_model
 
     out = tmp_path_factory.mktemp("trt") / "tiny.onnx"
-    return onnx_from_model(load_model(tiny_checkpoint), out, ExportConfig(imgsz=64, dynamic_batch=True), precision="fp32")
+    return export_onnx(load_model(tiny_checkpoint), out, ExportConfig(imgsz=64, dynamic_batch=True), precision="fp32")
 
 
 @pytest.fixture(scope="module")
 def qdq_onnx(gpu_stack, tmp_path_factory, tiny_checkpoint, tiny_dataset):
-    from toolchain.export.onnx import ExportConfig, onnx_from_model
+    from toolchain.export.onnx import ExportConfig
+    from toolchain.jobs.onnx_files import export_onnx
     from toolchain.models.yolo import load_model
+    from toolchain.quantization.calibration import calibrate, calibration_batches
     from toolchain.quantization.config import QuantConfig
     from toolchain.quantization.placement import quantize_model
-    from toolchain.quantization.ptq import calibrate, calibration_batches
 
     model = load_model(tiny_checkpoint)
     quantize_model(model, QuantConfig())
     calibrate(model, calibration_batches(str(tiny_dataset), 64, 8, 8))
     out = tmp_path_factory.mktemp("trt") / "tiny.int8.onnx"
-    return onnx_from_model(model, out, ExportConfig(imgsz=64, dynamic_batch=True), precision="int8")
+    return export_onnx(model, out, ExportConfig(imgsz=64, dynamic_batch=True), precision="int8")
 
 
 @pytest.mark.trt

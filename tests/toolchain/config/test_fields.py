@@ -1,127 +1,56 @@
+"""``toolchain.config.fields`` is the one import of a config class; the package's imports go one way."""
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Literal
+import ast
+import graphlib
+from pathlib import Path
 
 import pytest
 
-from toolchain.config.fields import (
-    Decay,
-    ExistingPath,
-    FieldError,
-    ImageSize,
-    Pattern,
-    PositiveInt,
-    Range,
-    check_fields,
-    convert,
-    describe,
-    field_help,
-    from_text,
-    shape,
-)
+import toolchain.config
+from toolchain.config import convert, docstrings, field_types, fields, machine
+
+PACKAGE = Path(toolchain.config.__file__).parent
+OWN = ("base", "deploy", "toolchain", "benchmarks")
 
 
-@dataclass(frozen=True)
-class Inner:
-    """Inner.
-
-    Attributes:
-        rate: A rate, which takes
-            two lines to say.
-        a, b: Two at once.
-    """
-
-    rate: Decay = 0.5
-    a: int = 0
-    b: int = 0
-
-    def __post_init__(self) -> None:
-        check_fields(self)
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(module imported, at the top level) of every import of our own packages in ``path``."""
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        out += [(n, id(node) in top) for n in names if n.split(".")[0] in OWN]
+    return out
 
 
-@dataclass(frozen=True)
-class Outer:
-    """Attributes:
-    size: Image side.
-    """
-
-    size: ImageSize | None = None
-    mode: Literal["fast", "exact"] = "fast"
-    stages: dict[PositiveInt, Pattern] = field(default_factory=dict)
-    items: tuple[Inner, ...] = ()
-    path: ExistingPath | None = None
-    inner: Inner = Inner()
-
-    def __post_init__(self) -> None:
-        check_fields(self)
+def test_the_config_modules_import_each_other_one_way_at_the_top_only():
+    graph = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        found = _imports(path)
+        assert all(top for _, top in found), (path.name, [m for m, top in found if not top])
+        graph[path.stem] = {m.rsplit(".", 1)[-1] for m, _ in found if m.startswith("toolchain.config.")}
+    graphlib.TopologicalSorter(graph).prepare()  # CycleError on a circle
+    assert not any("fields" in deps for deps in graph.values())  # the facade is on top
 
 
-def test_help_lines_come_from_the_docstring():
-    assert field_help(Inner) == {"rate": "A rate, which takes two lines to say.", "a": "Two at once.", "b": "Two at once."}
-    assert field_help(Outer)["size"] == "Image side."
+def test_the_cycle_check_can_fail():
+    with pytest.raises(graphlib.CycleError):
+        graphlib.TopologicalSorter({"fields": {"tree"}, "tree": {"files"}, "files": {"fields"}}).prepare()
 
 
-@pytest.mark.parametrize(
-    ("hint", "words"),
-    [
-        (ImageSize, "an integer >= 32, a multiple of 32"),
-        (Decay, "a number in [0, 1)"),
-        (Annotated[float, Range(gt=0, le=100)], "a number in (0, 100]"),
-        (Literal["a", "b"], "one of ['a', 'b']"),
-        (ImageSize | None, "or null"),
-        (Pattern, "a regular expression"),
-    ],
-)
-def test_what_a_type_accepts_in_words(hint, words):
-    assert words in describe(shape(hint))
-
-
-@pytest.mark.parametrize(
-    ("hint", "value", "said"),
-    [
-        (ImageSize, 100, "expected an integer >= 32, a multiple of 32, got 100"),
-        (ImageSize, 64.0, "expected an integer"),
-        (PositiveInt, True, "expected an integer >= 1, got True"),
-        (Decay, 1.0, "expected a number in [0, 1), got 1.0"),
-        (Decay, "0.5", "expected a number in [0, 1), got '0.5'"),
-        (Literal["a", "b"], "c", "expected one of ['a', 'b'], got 'c'"),
-        (bool, "yes", "expected true or false"),
-        (Pattern, "a(", "is not a valid regular expression"),
-        (ExistingPath, "/no/such/file", "file not found: /no/such/file"),
-        (dict[PositiveInt, Pattern], {0: "a"}, "k[0]: expected an integer >= 1, got 0"),
-        (tuple[Inner, ...], {"rate": 0.1}, "expected a list"),
-        (tuple[Inner, ...], [{"rate": 2}], "k[0].rate: expected a number in [0, 1)"),
-        (Inner, {"rat": 0.1}, "k.rat: unknown key; allowed here: ['rate', 'a', 'b']"),
-        (int, None, "expected an integer, got null"),
-    ],
-)
-def test_bad_values_name_the_key_what_was_given_and_what_is_allowed(hint, value, said):
-    with pytest.raises(FieldError) as info:
-        convert(hint, value, "k")
-    assert said in str(info.value) and str(info.value).startswith("k")
-
-
-def test_good_values_are_converted():
-    assert convert(float, 1, "k") == 1.0 and isinstance(convert(float, 1, "k"), float)
-    assert convert(str, 0, "device") == "0"  # YAML's 'device: 0'
-    assert convert(tuple[Inner, ...], [{"rate": 0.1}], "k") == (Inner(rate=0.1),)
-    assert convert(dict[PositiveInt, Pattern], {"2": "a"}, "k") == {2: "a"}  # JSON's string keys
-    assert convert(ImageSize | None, None, "k") is None
-
-
-@pytest.mark.parametrize(
-    ("hint", "text", "value"),
-    [(int, "3", 3), (float, "1e-3", 0.001), (ImageSize | None, "none", None), (bool, "off", False),
-     (dict[PositiveInt, Pattern], "{1: 'a.b'}", {1: "a.b"}), (tuple[Inner, ...], "[{a: 1}]", (Inner(a=1),)),
-     (Literal["fast", "exact"], "exact", "exact")],
-)  # fmt: skip
-def test_command_line_text(hint, text, value):
-    assert from_text(hint, text, "k") == value
-
-
-def test_python_construction_is_checked_too():
-    with pytest.raises(FieldError, match="rate: expected a number in"):
-        Inner(rate=3)
-    with pytest.raises(FieldError, match="mode: expected one of"):
-        Outer(mode="slow")
+def test_every_name_comes_from_the_module_of_its_job():
+    homes = (field_types, convert, docstrings, machine)
+    for name in fields.__all__:
+        assert any(getattr(home, name, None) is getattr(fields, name) for home in homes), name
+    users_import = {"Decay", "Device", "EpochOrNever", "ExistingPath", "FieldError", "Fraction", "ImageSize",
+                    "NonNegativeFloat", "NonNegativeInt", "Pattern", "PositiveFloat", "PositiveInt", "Range",
+                    "Writable", "check_fields"}  # fmt: skip
+    assert users_import <= set(fields.__all__)

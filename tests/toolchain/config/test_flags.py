@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Literal
 
 import pytest
 
 from base.errors import UsageError
-from toolchain.config.fields import FieldError
-from toolchain.config.flags import Command, add_flags, explain, merged_tree, resolve
+from toolchain.config.field_types import FieldError, ImageSize, Pattern, PositiveInt
+from toolchain.config.flags import Command, add_flags, explain, from_text, merged_tree, resolve
 from toolchain.quantization.config import QuantConfig
 
 
@@ -52,3 +53,24 @@ def test_explain_names_the_source_of_a_section_error():
     assert explain(FieldError("weights", "required, and not given"), {}, {"weights": ["--weights"]}) == (
         "--weights is required (or 'weights:' in the --config file)"
     )
+
+
+@pytest.mark.parametrize(
+    ("hint", "text", "value"),
+    [(int, "3", 3), (float, "1e-3", 0.001), (ImageSize | None, "none", None), (bool, "off", False),
+     (dict[PositiveInt, Pattern], "{1: 'a.b'}", {1: "a.b"}), (tuple[str, ...], "[val, test]", ("val", "test")),
+     (Literal["fast", "exact"], "exact", "exact"), (Literal[1, 2], "2", 2)],
+)  # fmt: skip
+def test_command_line_text(hint, text, value):
+    assert from_text(hint, text, "k") == value
+
+
+@pytest.mark.parametrize(
+    ("hint", "text", "said"),
+    [(bool, "maybe", "k: expected true or false, got 'maybe'"), (int, "3.5", "k: expected an integer, got '3.5'"),
+     (PositiveInt, "0", "k: expected an integer >= 1, got 0")],
+)  # fmt: skip
+def test_bad_command_line_text_is_one_line(hint, text, said):
+    with pytest.raises(FieldError) as info:
+        from_text(hint, text, "k")
+    assert str(info.value) == said

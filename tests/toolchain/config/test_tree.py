@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from toolchain.config.fields import FieldError
+from toolchain.config.field_types import FieldError
 from toolchain.config.tree import build, defaults, from_dict, leaves, merge, replace, to_dict
+from toolchain.jobs.qat import QATJobConfig
 from toolchain.quantization.config import QuantConfig
-from toolchain.training.qat_job import QATJobConfig
 
 
 def test_defaults_expand_sections_and_leave_required_fields_out():

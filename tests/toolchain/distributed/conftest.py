@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from toolchain.quantization.config import QuantConfig, QuantizerConfig
+from toolchain.quantization.placement import quantize_model
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 REPO = Path(__file__).resolve().parents[3]
 IMGSZ, IMAGES, BOXES_PER_IMAGE = 64, 4, (1, 3, 2, 0)  # uneven targets: the ranks' normalisers differ
@@ -54,9 +57,6 @@ def detection_batch(seed: int = 0) -> dict:
 @pytest.fixture(scope="module")
 def qat_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with ``inputs.pt``: the tiny model with LSQ quantizers placed (not calibrated), the batches."""
-    from toolchain.quantization.config import QuantConfig, QuantizerConfig
-    from toolchain.quantization.placement import quantize_model
-
     model = tiny_yolo()
     quantize_model(model, QuantConfig(weight=QuantizerConfig(axis=0, calibrator="max", learn_amax=True),
                                       input=QuantizerConfig(calibrator="max", learn_amax=True)))  # fmt: skip

@@ -39,7 +39,7 @@ from toolchain.distributed.process import (
     on_main,
     shutdown,
 )
-from toolchain.quantization.ptq import calibrate
+from toolchain.quantization.calibration import calibrate
 from toolchain.training.losses import LossConfig, detection_criterion
 
 LR, MOMENTUM, CLIP = 0.01, 0.9, 10.0

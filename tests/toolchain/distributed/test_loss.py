@@ -22,7 +22,7 @@ import torch
 from toolchain.distributed.loss import GlobalTargetNormalization
 from toolchain.distributed.model import quantizer_ranges
 from toolchain.distributed.process import DistributedContext
-from toolchain.quantization.ptq import calibrate
+from toolchain.quantization.calibration import calibrate
 from toolchain.training.losses import LossConfig, detection_criterion
 
 REL_TOL = 1e-5

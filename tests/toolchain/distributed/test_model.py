@@ -18,8 +18,9 @@ from toolchain.distributed.model import (
     wrap_ddp,
 )
 from toolchain.distributed.process import DistributedContext
+from toolchain.quantization.calibration import calibrate
 from toolchain.quantization.modules import QuantConv2d
-from toolchain.quantization.ptq import calibrate, quantizers
+from toolchain.quantization.quantized_model import quantizers
 
 
 @pytest.fixture(scope="module")

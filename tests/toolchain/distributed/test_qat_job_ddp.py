@@ -49,6 +49,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from toolchain.data.signs import SIGN_CLASSES
+from toolchain.models.checkpoint import load_checkpoint, save_checkpoint
+
 REPO = Path(__file__).resolve().parents[3]
 AUGMENT_OFF = "{fliplr: 0, hsv_h: 0, hsv_s: 0, hsv_v: 0, translate: 0, scale: 0}"
 LR0 = 2e-5  # SGD without clipping: a wrong gradient scale would show (clipping would hide it)
@@ -88,9 +91,6 @@ def _road_signs_subset(shared: Path, out: Path, n_train: int = 24, n_val: int = 
 
 def _tiny_width_scaled_checkpoint(path: Path) -> Path:
     from ultralytics.nn.tasks import DetectionModel, yaml_model_load
-
-    from toolchain.data.signs import SIGN_CLASSES
-    from toolchain.models.checkpoint import save_checkpoint
 
     spec = yaml_model_load("yolov8n.yaml")
     spec["scales"] = {"n": [0.33, 0.125, 1024]}  # 1/8 of yolov8n's width
@@ -165,8 +165,6 @@ def epochs(run: Path) -> list[dict]:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    from toolchain.models.checkpoint import load_checkpoint
-
     state = load_checkpoint(path)["model"].state_dict()
     return {k: v.double() for k, v in state.items() if v.dtype.is_floating_point}
 
@@ -250,6 +248,4 @@ def test_a_run_resumes_at_another_world_size(two_runs, tmp_path):
 
 
 def _optimizer_lr(path: Path) -> float:
-    from toolchain.models.checkpoint import load_checkpoint
-
     return load_checkpoint(path)["optimizer"]["param_groups"][0]["lr"]

@@ -15,8 +15,10 @@ from base.errors import ToolchainError
 from base.metadata import ModelMetadata
 from deploy.evaluate import evaluate
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-from toolchain.export.fp16 import QDQ_OPS, Fp16Config, fp16_onnx_from_onnx, fp16_path
-from toolchain.export.onnx import ExportConfig, onnx_from_model
+from toolchain.export.fp16 import QDQ_OPS, Fp16Config, fp16_model_from_onnx, fp16_path
+from toolchain.export.onnx import ExportConfig
+from toolchain.jobs.fp16_onnx import fp16_onnx_from_onnx
+from toolchain.jobs.onnx_files import export_onnx
 from toolchain.models.yolo import load_model
 
 IMGSZ = 64
@@ -35,7 +37,7 @@ def float_types(model: onnx.ModelProto) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def fp32_onnx(tmp_path_factory, tiny_checkpoint):
     folder = tmp_path_factory.mktemp("fp16")
-    return onnx_from_model(load_model(tiny_checkpoint), folder / "m.onnx", ExportConfig(imgsz=IMGSZ))
+    return export_onnx(load_model(tiny_checkpoint), folder / "m.onnx", ExportConfig(imgsz=IMGSZ))
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +84,14 @@ def test_map_matches_fp32_on_synthetic_images(fp32_onnx, fp16_onnx, tiny_dataset
 
 
 def test_qdq_source_keeps_int8_and_float32_scales(tmp_path, tiny_checkpoint, tiny_dataset):
+    from toolchain.quantization.calibration import calibrate, calibration_batches
     from toolchain.quantization.config import QuantConfig
     from toolchain.quantization.placement import quantize_model
-    from toolchain.quantization.ptq import calibrate, calibration_batches
 
     model = load_model(tiny_checkpoint)
     quantize_model(model, QuantConfig())
     calibrate(model, calibration_batches(str(tiny_dataset), imgsz=IMGSZ, num_images=8, batch=8))
-    qdq = onnx_from_model(model, tmp_path / "m.int8.onnx", ExportConfig(IMGSZ), "int8")
+    qdq = export_onnx(model, tmp_path / "m.int8.onnx", ExportConfig(IMGSZ), "int8")
     out = fp16_onnx_from_onnx(qdq)
     src, half = onnx.load(str(qdq)), onnx.load(str(out))
     assert out.name == "m.int8.fp16.onnx" and ModelMetadata.load(out).precision == "int8"
@@ -121,7 +123,7 @@ def test_refusals(tmp_path, fp16_onnx):
 @pytest.mark.slow
 def test_map_of_the_fp16_baseline_on_road_signs(tmp_path, shared_model, road_signs):
     """One measurement (printed, and written as JSON): FP32 vs FP16 ONNX on ONNX Runtime through our evaluator."""
-    fp32 = onnx_from_model(load_model(shared_model), tmp_path / "rs.onnx", ExportConfig(imgsz=384))
+    fp32 = export_onnx(load_model(shared_model), tmp_path / "rs.onnx", ExportConfig(imgsz=384))
     fp16 = fp16_onnx_from_onnx(fp32)
     split = load_split(load_data_yaml(road_signs), "val")
     with OnnxRuntimeRunner(fp32) as a, OnnxRuntimeRunner(fp16) as b:
@@ -166,3 +168,13 @@ def test_ptq_fp16_needs_fp32(tiny_checkpoint, tiny_dataset, capsys):
         capsys.readouterr().err.strip()
         == "error: --fp16: needs fp32: true (the FP16 ONNX is converted from the FP32 one)"
     )
+
+
+def test_the_stage_converts_in_memory_and_leaves_its_input(fp32_onnx):
+    model = onnx.load(str(fp32_onnx))
+    before = model.SerializeToString()
+    half, meta = fp16_model_from_onnx(model, None, "in-memory")
+    assert model.SerializeToString() == before and meta is None
+    assert float_types(half) == {"initializers": {"FLOAT16"}, "io": {"FLOAT"}}
+    with pytest.raises(ToolchainError, match=r"^in-memory: already holds float16"):
+        fp16_model_from_onnx(half, None, "in-memory")

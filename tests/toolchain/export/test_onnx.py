@@ -1,38 +1,50 @@
+"""The export stage: a model to an in-memory ONNX with its sidecar, nothing written (the files are
+``toolchain.jobs.onnx_files``'s, tested in tests/toolchain/jobs/test_onnx_files.py)."""
+
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import pytest
 import torch
 
 from base.errors import ToolchainError
-from base.metadata import ModelMetadata
-from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-from toolchain.export.onnx import ExportConfig, onnx_from_model
-from toolchain.models.torch_runner import TorchRunner
+from toolchain.export.onnx import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ExportConfig,
+    ExportedOnnx,
+    onnx_model_from_torch,
+    quantized_convs,
+)
 from toolchain.models.yolo import load_model
+from toolchain.quantization.config import QuantConfig
+from toolchain.quantization.placement import quantize_model
 
 
-@pytest.mark.parametrize("dynamic_batch", [False, True])
-def test_onnx_matches_pytorch_and_carries_metadata(tmp_path, tiny_checkpoint, dynamic_batch):
+def test_the_stage_returns_the_onnx_and_its_sidecar_and_writes_nothing(tmp_path, monkeypatch, tiny_checkpoint):
+    monkeypatch.chdir(tmp_path)
+    exported = onnx_model_from_torch(load_model(tiny_checkpoint), ExportConfig(imgsz=64), source="tiny.pt")
+    assert isinstance(exported, ExportedOnnx) and list(tmp_path.iterdir()) == []
+    onnx.checker.check_model(exported.model)
+    graph = exported.model.graph
+    assert [i.name for i in graph.input] == [INPUT_NAME] and [o.name for o in graph.output] == [OUTPUT_NAME]
+    assert quantized_convs(exported.model) == (0, 64)
+    meta = exported.metadata
+    assert meta.precision == "fp32" and meta.imgsz == (64, 64) and meta.source == "tiny.pt"
+    props = {p.key: p.value for p in exported.model.metadata_props}
+    assert props == meta.onnx_props(1)
+
+
+def test_the_stage_names_its_label_when_it_refuses_an_int8_model(tiny_checkpoint):
     model = load_model(tiny_checkpoint)
-    path = onnx_from_model(model, tmp_path / "m.onnx", ExportConfig(imgsz=64, dynamic_batch=dynamic_batch))
-    batch = np.random.default_rng(0).random((2 if dynamic_batch else 1, 3, 64, 64), dtype=np.float32)
-    with OnnxRuntimeRunner(path) as ort_runner, TorchRunner(model, 64) as torch_runner:
-        (ours,), (ref,) = ort_runner.infer(batch), torch_runner.infer(batch)
-        assert ort_runner.input_shape == ((None if dynamic_batch else 1), 3, 64, 64)
-    assert ours.shape == (batch.shape[0], 14, 84)  # 4 box + 10 classes, 8x8 + 4x4 + 2x2 anchors
-    np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-3)
-    meta = ModelMetadata.load(path)
-    assert meta.names[0] == "no_entry" and meta.imgsz == (64, 64) and meta.stride == 32
-    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert props["precision"] == "fp32" and props["imgsz"] == "[64, 64]"  # ultralytics' format
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json"]  # nothing half-written
+    quantize_model(model, QuantConfig())  # placed but never calibrated: nothing is quantized
+    with pytest.raises(ToolchainError, match=r"^out/q\.int8\.onnx: an INT8 ONNX would hold no quantized conv"):
+        onnx_model_from_torch(model, ExportConfig(imgsz=64, simplify=False), "int8", label="out/q.int8.onnx")
 
 
-def test_export_leaves_the_model_unchanged(tmp_path, tiny_checkpoint):
+def test_export_leaves_the_model_unchanged(tiny_checkpoint):
     model = load_model(tiny_checkpoint)
-    onnx_from_model(model, tmp_path / "m.onnx", ExportConfig(imgsz=64, simplify=False))
+    onnx_model_from_torch(model, ExportConfig(imgsz=64, simplify=False))
     assert model.model[-1].export is False
     out = model(torch.zeros(1, 3, 64, 64))
     assert isinstance(out, tuple)  # eval mode: (decoded, raw) as before
@@ -42,20 +54,3 @@ def test_export_leaves_the_model_unchanged(tmp_path, tiny_checkpoint):
 def test_bad_export_config(kwargs, match):
     with pytest.raises(ToolchainError, match=match):
         ExportConfig(**kwargs)
-
-
-def test_an_int8_onnx_without_quantized_convs_is_not_written(tmp_path, tiny_checkpoint):
-    from toolchain.quantization.config import QuantConfig
-    from toolchain.quantization.placement import quantize_model
-    from toolchain.quantization.ptq import set_quantizers_enabled
-
-    with pytest.raises(ToolchainError, match=r"m\.int8\.onnx: an INT8 ONNX would hold no quantized conv \(0/64\)"):
-        onnx_from_model(load_model(tiny_checkpoint), tmp_path / "m.int8.onnx", ExportConfig(imgsz=64), "int8")
-    model = load_model(tiny_checkpoint)
-    quantize_model(model, QuantConfig())  # placed but never calibrated: every quantizer passes values through
-    with pytest.raises(ToolchainError, match="no quantized conv"):
-        onnx_from_model(model, tmp_path / "q.int8.onnx", ExportConfig(imgsz=64, simplify=False), "int8")
-    set_quantizers_enabled(model, False)
-    with pytest.raises(ToolchainError, match="no quantized conv"):
-        onnx_from_model(model, tmp_path / "q.int8.onnx", ExportConfig(imgsz=64, simplify=False), "int8")
-    assert list(tmp_path.iterdir()) == []  # nothing under the final names, no temporary left

@@ -21,7 +21,8 @@ from base.dataset import load_data_yaml, load_split
 from base.metadata import ModelMetadata
 from deploy.evaluate import evaluate
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-from toolchain.export.onnx import ExportConfig, onnx_from_model
+from toolchain.export.onnx import ExportConfig
+from toolchain.jobs.onnx_files import export_onnx
 from toolchain.models.yolo import load_model
 
 REPO = Path(__file__).resolve().parents[3]
@@ -50,7 +51,7 @@ def test_ultralytics_autobackend_reads_our_metadata(tmp_path, tiny_checkpoint):
     from ultralytics.nn.autobackend import AutoBackend
 
     model = load_model(tiny_checkpoint)
-    path = onnx_from_model(model, tmp_path / "m.onnx", ExportConfig(imgsz=64))
+    path = export_onnx(model, tmp_path / "m.onnx", ExportConfig(imgsz=64))
     backend = AutoBackend(str(path), device=torch.device("cpu"))
     assert backend.names == dict(enumerate(ModelMetadata.load(path).names))
     assert list(backend.imgsz) == [64, 64] and backend.stride == 32 and backend.task == "detect"
@@ -60,22 +61,22 @@ def test_ultralytics_autobackend_reads_our_metadata(tmp_path, tiny_checkpoint):
 def test_ultralytics_validator_runs_on_our_onnx(tmp_path, tiny_checkpoint, tiny_dataset):
     # an untrained model scores near zero, so this checks that `yolo val` runs on our file with our
     # metadata (names, size), not the accuracy agreement (the slow test below does that on a trained model)
-    path = onnx_from_model(load_model(tiny_checkpoint), tmp_path / "m.onnx", ExportConfig(imgsz=64))
+    path = export_onnx(load_model(tiny_checkpoint), tmp_path / "m.onnx", ExportConfig(imgsz=64))
     theirs, ours = ultralytics_map(path, tiny_dataset, 64, tmp_path), our_map(path, tiny_dataset)
     assert abs(theirs[0] - ours[0]) <= TOLERANCE and abs(theirs[1] - ours[1]) <= MAP50_TOLERANCE
 
 
 @pytest.mark.slow
 def test_ultralytics_validator_agrees_with_ours_on_fp32_and_qdq(tmp_path, shared_model, road_signs):
+    from toolchain.quantization.calibration import calibrate, calibration_batches
     from toolchain.quantization.config import QuantConfig
     from toolchain.quantization.placement import quantize_model
-    from toolchain.quantization.ptq import calibrate, calibration_batches
 
-    fp32 = onnx_from_model(load_model(shared_model), tmp_path / "rs.onnx", ExportConfig(imgsz=384))
+    fp32 = export_onnx(load_model(shared_model), tmp_path / "rs.onnx", ExportConfig(imgsz=384))
     model = load_model(shared_model)
     quantize_model(model, QuantConfig())
     calibrate(model, calibration_batches(str(road_signs), imgsz=384, num_images=64, batch=16))
-    int8 = onnx_from_model(model, tmp_path / "rs.int8.onnx", ExportConfig(imgsz=384), "int8")
+    int8 = export_onnx(model, tmp_path / "rs.int8.onnx", ExportConfig(imgsz=384), "int8")
     numbers = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
         numbers[name] = {

@@ -14,10 +14,12 @@ import torch
 
 from base.errors import ToolchainError
 from toolchain.models.checkpoint import FORMAT, MODEL_RECORD, load_checkpoint, model_record, save_checkpoint
-from toolchain.models.yolo import build_model, class_names, load_model, trained_imgsz
+from toolchain.models.names import class_names
+from toolchain.models.yolo import build_model, load_model, trained_imgsz
+from toolchain.quantization.calibration import calibrate
 from toolchain.quantization.config import QuantConfig, QuantizerConfig
 from toolchain.quantization.placement import quantize_model
-from toolchain.quantization.ptq import calibrate, quantizers
+from toolchain.quantization.quantized_model import quantizers
 
 QUANT = QuantConfig(input=QuantizerConfig(calibrator="max"),
                     weight=QuantizerConfig(axis=0, calibrator="max", learn_amax=True))  # fmt: skip

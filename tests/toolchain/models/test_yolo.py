@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from base.errors import ToolchainError
-from toolchain.models.yolo import class_names, load_model, model_stride
+from toolchain.models.names import class_names
+from toolchain.models.yolo import load_model, model_stride
 
 
 def test_weights_path_that_does_not_exist(tmp_path):

@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-import csv
-
-import yaml
-
 from toolchain.config.files import SCHEMA_VERSION
 from toolchain.models.yolo import load_model
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.placement import quantize_model
-from toolchain.quantization.sensitivity import fusion_groups
+from toolchain.quantization.sensitivity import GroupSensitivity, fusion_groups, mixed_precision_config
 
 
 def test_fusion_groups_are_the_readers_of_one_input_quantizer(tiny_checkpoint):
@@ -19,22 +15,11 @@ def test_fusion_groups_are_the_readers_of_one_input_quantizer(tiny_checkpoint):
     assert ["model.2.cv2.conv", "model.2.m.0.cv1.conv"] in groups  # a C2f's concat and bottleneck: one group
 
 
-def test_ranking_outputs_and_mixed_precision(sensitivity_run, tiny_checkpoint):
-    assert sensitivity_run.code == 0, sensitivity_run.err
-    folder = sensitivity_run.folder
-    with (folder / "sensitivity.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    fresh = load_model(tiny_checkpoint)
-    quantize_model(fresh, QuantConfig())
-    assert len(rows) == len(fusion_groups(fresh))
-    losses = [float(r["map50_95_loss"]) for r in rows]
-    assert losses == sorted(losses, reverse=True)
-    assert (folder / "sensitivity.png").stat().st_size > 0
-    saved = yaml.safe_load((folder / "sensitivity.yaml").read_text())
-    assert saved["version"] == SCHEMA_VERSION and saved["imgsz"] == 64 and saved["keep_float"] == 1
-    cfg = QuantConfig.from_yaml(folder / "quant.mixed.yaml")
-    first = rows[0]["group"].split()
-    assert {o.pattern for o in cfg.overrides if o.skip} == {name.replace(".", "\\.") for name in first}
-    report = quantize_model(load_model(tiny_checkpoint), cfg)
-    assert set(first) <= set(report.skipped)  # whole groups stay float
-    assert cfg.target == "tensorrt"
+def test_mixed_precision_config_keeps_the_k_most_sensitive_groups_float():
+    rows = [GroupSensitivity(["model.2.cv2.conv", "model.2.m.0.cv1.conv"], 0.1, 0.3),
+            GroupSensitivity(["model.4.cv1.conv"], 0.3, 0.1)]  # fmt: skip
+    raw = mixed_precision_config(rows, 1, QuantConfig())
+    assert raw["version"] == SCHEMA_VERSION
+    assert raw["overrides"] == [{"pattern": r"model\.2\.cv2\.conv", "skip": True},
+                                {"pattern": r"model\.2\.m\.0\.cv1\.conv", "skip": True}]  # fmt: skip
+    assert QuantConfig.from_dict({k: v for k, v in raw.items() if k != "version"}).overrides[0].skip

@@ -6,7 +6,8 @@ import yaml
 from base.errors import ToolchainError
 from toolchain.cli import main
 from toolchain.config.files import SCHEMA_VERSION, record
-from toolchain.models.yolo import class_names, load_model, trained_imgsz
+from toolchain.models.names import class_names
+from toolchain.models.yolo import load_model, trained_imgsz
 from toolchain.training.baseline import BaselineConfig, train_baseline
 
 

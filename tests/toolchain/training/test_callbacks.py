@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 from toolchain.models.yolo import load_model
+from toolchain.quantization.calibration import calibrate
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.placement import quantize_model
 from toolchain.training.callbacks import EarlyStopping, ProgressiveQuantization, TensorBoardLogger, sqnr_per_layer
@@ -36,10 +38,6 @@ def test_early_stopping():
 
 
 def test_sqnr_and_tensorboard(tmp_path, tiny_checkpoint):
-    import numpy as np
-
-    from toolchain.quantization.ptq import calibrate
-
     model = load_model(tiny_checkpoint)
     quantize_model(model, QuantConfig())
     batch = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)

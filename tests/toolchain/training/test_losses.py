@@ -3,6 +3,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from toolchain.models.yolo import load_model
+from toolchain.quantization.calibration import calibrate, calibration_batches
+from toolchain.quantization.config import QuantConfig
+from toolchain.quantization.placement import quantize_model
 from toolchain.training.losses import FocalBCE, distillation_loss, quantization_penalty
 
 
@@ -25,11 +29,6 @@ def test_distillation_is_zero_for_identical_outputs_and_positive_otherwise():
 
 
 def test_quantization_penalty(tiny_checkpoint, tiny_dataset):
-    from toolchain.models.yolo import load_model
-    from toolchain.quantization.config import QuantConfig
-    from toolchain.quantization.placement import quantize_model
-    from toolchain.quantization.ptq import calibrate, calibration_batches
-
     model = load_model(tiny_checkpoint)
     assert quantization_penalty(model).item() == 0.0  # no quantizers
     quantize_model(model, QuantConfig())

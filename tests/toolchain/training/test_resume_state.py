@@ -8,12 +8,13 @@ import torch
 
 from toolchain.models.checkpoint import load_checkpoint
 from toolchain.models.yolo import build_model, load_model
+from toolchain.quantization.calibration import calibrate
 from toolchain.quantization.config import QuantConfig, QuantizerConfig
 from toolchain.quantization.placement import quantize_model
-from toolchain.quantization.ptq import calibrate, quantizers
+from toolchain.quantization.quantized_model import quantizers
 from toolchain.training.callbacks import ModelCheckpoint
+from toolchain.training.config import TrainConfig
 from toolchain.training.qat_trainer import QATConfig, QATTrainer
-from toolchain.training.trainer import TrainConfig
 
 
 def _states_equal(a: dict, b: dict) -> bool:

@@ -1,0 +1,2 @@
+"""Live detection: frame sources, the pipelined loop, the outputs, and the application that wires them
+for the thin scripts ``deploy/infer.py`` and ``deploy/entrypoint.py``."""

@@ -1,0 +1,115 @@
+"""Post-training calibration: batches of training images, a model's quantizers calibrated on them, and the
+PTQ stage (a quantized, calibrated copy of an FP32 model). No file is written here: ``toolchain.jobs.ptq``
+writes the ONNX and checkpoints.
+
+Example:
+    >>> student, placement = calibrated_model(model, QuantConfig(), calibration_batches("data.yaml", 384, 256))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from base.dataset import list_images, load_data_yaml
+from base.errors import ToolchainError
+from deploy.preprocess import preprocess
+from toolchain.quantization.config import QuantConfig
+from toolchain.quantization.placement import PlacementReport, quantize_model
+from toolchain.quantization.quantized_model import quantizers
+
+logger = logging.getLogger(__name__)
+
+
+def calibrated_model(
+    model: nn.Module, quant: QuantConfig, batches: list[np.ndarray], device: str = "cpu"
+) -> tuple[nn.Module, PlacementReport]:
+    """Quantize a copy of ``model`` and calibrate it on ``batches`` (PTQ).
+
+    Args:
+        model: The FP32 model; it is not modified (QAT keeps it as the teacher).
+        quant: Placement and calibrator settings.
+        batches: Calibration batches (``calibration_batches``), at the size of the exports.
+        device: Where calibration runs.
+
+    Returns:
+        The calibrated fake-quant model and the placement report.
+
+    Raises:
+        ToolchainError: The overrides skip every conv, or no quantizer saw a calibration image.
+    """
+    student = copy.deepcopy(model)
+    placement = quantize_model(student, quant)
+    if not placement.quantized:
+        raise ToolchainError(
+            f"quant.overrides: skip every one of the {len(placement.skipped)} convs, so nothing would be quantized; "
+            "an INT8 model needs at least one quantized conv: narrow the skip patterns"
+        )
+    calibrate(student, batches, device)
+    if not any(q.is_calibrated for q in quantizers(student)):
+        raise ToolchainError("PTQ: no quantizer saw a calibration image, so nothing would be quantized")
+    return student, placement
+
+
+def calibration_batches(
+    data: str, imgsz: int, num_images: int = 256, batch: int = 16, split: str = "train", seed: int = 0
+) -> list[np.ndarray]:
+    """Letterboxed NCHW float32 batches of ``num_images`` images drawn at random from a split.
+
+    The same preprocessing as deployment (``deploy.preprocess``), so ranges match what engines see.
+    """
+    spec = load_data_yaml(data)
+    if split not in spec.splits:
+        raise ToolchainError(f"{data}: no '{split}' split to calibrate on")
+    images = list_images(spec.splits[split])
+    if not images:
+        raise ToolchainError(f"{data}: the '{split}' split has no images to calibrate on")
+    rng = np.random.default_rng(seed)
+    chosen = [images[i] for i in rng.permutation(len(images))[:num_images]]
+    batches, unreadable = [], []
+    for start in range(0, len(chosen), batch):
+        pixels = [(p, cv2.imread(str(p))) for p in chosen[start : start + batch]]
+        unreadable += [p for p, image in pixels if image is None]
+        if any(image is not None for _, image in pixels):
+            batches.append(preprocess([image for _, image in pixels if image is not None], (imgsz, imgsz))[0])
+    if not batches:
+        raise ToolchainError(
+            f"{data}: none of the {len(chosen)} '{split}' images chosen to calibrate can be decoded "
+            f"(e.g. {unreadable[0]}); fix or replace them"
+        )
+    if unreadable:
+        logger.warning("%d of %d calibration images cannot be decoded and are skipped, e.g. %s",
+                       len(unreadable), len(chosen), unreadable[0])  # fmt: skip
+    return batches
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, batches: Iterable[np.ndarray], device: str = "cpu") -> None:
+    """Run the batches through the model with every quantizer collecting statistics, then set ranges.
+
+    Quantizers see float values during calibration (each is a pass-through until its range is set).
+    """
+    model.eval().to(device)
+    batches = list(batches)
+    qs = quantizers(model)
+    start = time.perf_counter()
+    logger.info("Calibrating %d quantizers on %d batches", len(qs), len(batches))
+    with contextlib.ExitStack() as stack:
+        for q in qs:
+            stack.enter_context(q.calibrating())
+        for batch in tqdm(batches, desc="calibrate", unit="batch"):
+            model(torch.from_numpy(batch).to(device))
+        tqdm.write("computing ranges...")
+    missing = [q for q in qs if not q.is_calibrated and q.enabled]
+    if missing:
+        logger.warning("%d quantizers saw no data and stay pass-through", len(missing))
+    logger.info("Finished calibration in %.1f s", time.perf_counter() - start)
