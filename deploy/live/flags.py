@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run a QDQ ONNX whose scales are not finite and positive (refused: it finds nothing)")
     p.add_argument("--int8-remedy", default="auto", choices=REMEDIES,
                    help="OpenVINO only, an INT8 model on a CPU whose INT8 self-check fails (no VNNI): auto (the "
-                        "measured default), float, weights7 (7-bit weights, INT8 kernels), none (as it is: wrong)")
+                        "measured default: float), float (float convolutions, exact), weights7 (7-bit weights, "
+                        "INT8 kernels, faster, one more bit of rounding), none (as it is: wrong)")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: the backend's own)")
     p.add_argument("--cuda", default="pycuda", choices=("pycuda", "cuda-python"),
                    help="TensorRT only: CUDA library (default: pycuda)")  # fmt: skip

@@ -36,7 +36,8 @@ class EvalConfig:
         backend: Runtime of an .onnx or engine.
         precision: OpenVINO's precision hint for float layers.
         int8_remedy: OpenVINO, an INT8 model on a CPU whose INT8 self-check fails (no VNNI): auto
-            (7-bit weights, INT8 kernels), float (float convolutions) or none (as it is, wrong).
+            (float convolutions: ONNX Runtime's arithmetic), float (the same), weights7 (7-bit weights, INT8
+            kernels, faster, one more bit of rounding) or none (as it is, wrong).
         allow_invalid_qdq: Evaluate a QDQ ONNX whose scales are not finite and positive (refused by default).
         threads: CPU threads of ONNX Runtime or OpenVINO (null: theirs).
         batch: Images per inference.
