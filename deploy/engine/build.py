@@ -21,6 +21,7 @@ from pathlib import Path
 from base.errors import ToolchainError, report_errors
 from base.fileio import atomic_path, check_distinct_paths, check_output_file
 from base.metadata import ModelMetadata, sidecar_path
+from deploy.engine.calibrator import ImageBatcher, entropy_calibrator
 from deploy.engine.config import CUDA_LIBRARIES, PRECISIONS, EngineConfig, engine_path, file_sha256, profile_shapes
 from deploy.engine.cuda import open_cuda
 from deploy.engine.inspect import layer_report
@@ -74,8 +75,6 @@ def _set_dla(trt, builder, config, cfg: EngineConfig) -> None:
 
 
 def _calibrator(trt, config, cfg: EngineConfig, input_shape: tuple, gpu):
-    from deploy.engine.calibrator import ImageBatcher, entropy_calibrator
-
     shape = tuple(max(1, d) for d in input_shape)
     batcher = ImageBatcher(cfg.calib_images, (cfg.opt_batch, *shape[1:]), cfg.calib_batches)
     calibrator = entropy_calibrator(trt, batcher, cfg.calib_cache, gpu)

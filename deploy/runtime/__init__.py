@@ -6,6 +6,9 @@ from pathlib import Path
 
 from base.errors import ToolchainError
 from deploy.runtime.base import Runner
+from deploy.runtime.onnxruntime import OnnxRuntimeRunner
+from deploy.runtime.openvino import OpenVINORunner
+from deploy.runtime.tensorrt import TensorRTRunner
 
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "openvino", "tensorrt")
 ORT_PROVIDERS = {
@@ -56,8 +59,6 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
     if path.suffix in ENGINE_SUFFIXES:
         if backend not in ("auto", "tensorrt"):
             raise ToolchainError(f"{path}: a TensorRT engine runs only with --backend tensorrt (or auto)")
-        from deploy.runtime.tensorrt import TensorRTRunner
-
         return TensorRTRunner(path, options.get("cuda") or "pycuda", bool(options.get("cuda_graph")))  # built checked
     options.pop("cuda", None)
     options.pop("cuda_graph", None)
@@ -71,12 +72,8 @@ def create_runner(path: str | Path, backend: str = "onnxruntime", **options) -> 
         for key in OPENVINO_ONLY:
             options.pop(key, None)
     if backend in ORT_PROVIDERS:
-        from deploy.runtime.onnxruntime import OnnxRuntimeRunner
-
         return OnnxRuntimeRunner(path, providers=ORT_PROVIDERS[backend], **options)
     if backend == "openvino":
-        from deploy.runtime.openvino import OpenVINORunner
-
         return OpenVINORunner(path, **options)
     raise ToolchainError(f"unknown backend '{backend}'; expected one of {list(BACKENDS)}")
 
