@@ -179,7 +179,8 @@ test: setup
 
 # The tests whose arithmetic depends on the CPU (OpenVINO INT8, distributed QAT, parity), under every
 # oneDNN instruction-set cap this machine can take and with 1 and 2 threads.
-ISA_TESTS ?= tests/deploy/runtime tests/toolchain/distributed/test_loss.py tests/toolchain/export/test_parity.py
+ISA_TESTS ?= tests/deploy/runtime tests/toolchain/distributed/test_loss.py tests/toolchain/export/test_parity.py \
+	tests/toolchain/jobs/test_parity.py
 test-isa: setup
 	@for isa in $$($(PY) -c 'from deploy.cpu import supported_isas; print(" ".join(supported_isas()))') native; do \
 		for t in 1 2; do echo "== ONEDNN_MAX_CPU_ISA=$$isa, $$t thread(s)"; \
