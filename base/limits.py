@@ -4,7 +4,7 @@ hold (estimated from the memory this machine has, and said so in the message).
 
 Example:
     >>> data = read_bounded("labels/a.txt", "label file", MAX_TEXT_BYTES)
-    >>> check_image_size(640, "--imgsz")
+    >>> image_size_problem(640)  # None where memory holds it
 """
 
 from __future__ import annotations
@@ -123,18 +123,6 @@ def image_size_problem(imgsz: int, memory: int | None = None) -> str | None:
     return (f"a {imgsz}x{imgsz} input needs about {3 * 4 * ACTIVATION_FACTOR * imgsz**2 / 2**30:.0f} GiB for one "
             f"image's activations, and this machine has {memory / 2**30:.1f} GiB available (at most {bound}); "
             "YOLOv8 is trained at 320-1280")  # fmt: skip
-
-
-def check_image_size(imgsz: int, where: str, memory: int | None = None) -> int:
-    """Refuse an input size memory cannot hold, in one line with the estimate.
-
-    Raises:
-        ToolchainError: Naming ``where`` (a flag or file:key), the size, the bound and how it was estimated.
-    """
-    problem = image_size_problem(imgsz, memory)
-    if problem:
-        raise ToolchainError(f"{where} {imgsz}: {problem}")
-    return imgsz
 
 
 def max_classes(memory: int | None = None) -> int:

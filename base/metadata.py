@@ -74,19 +74,18 @@ class ModelMetadata:
     def find(model_path: str | Path) -> ModelMetadata | None:
         """Like ``load``, but ``None`` for a model with neither a sidecar nor metadata inside."""
         path = Path(model_path)
-        if sidecar_path(path).exists():
-            meta = ModelMetadata.load(path)
-            inside = ModelMetadata.from_onnx(path) if path.suffix == ".onnx" and path.is_file() else None
-            if inside is not None and (inside.names, tuple(inside.imgsz)) != (meta.names, tuple(meta.imgsz)):
-                logger.warning(
-                    "%s: its class names or size (%d names, %s) disagree with the metadata inside %s (%d names, %s): "
-                    "the sidecar wins (the toolchain writes it with the model and every runtime reads it; the "
-                    "graph's own input shape still decides the size); export the model again to make them agree",
-                    sidecar_path(path), len(meta.names), list(meta.imgsz), path, len(inside.names), list(inside.imgsz))
-            return meta
-        if path.suffix == ".onnx" and path.is_file():
-            return ModelMetadata.from_onnx(path)
-        return None
+        is_onnx = path.suffix == ".onnx" and path.is_file()
+        if not sidecar_path(path).exists():
+            return ModelMetadata.from_onnx(path) if is_onnx else None
+        meta = ModelMetadata.load(path)
+        inside = ModelMetadata.from_onnx(path) if is_onnx else None
+        if inside is not None and (inside.names, tuple(inside.imgsz)) != (meta.names, tuple(meta.imgsz)):
+            logger.warning(
+                "%s: its class names or size (%d names, %s) disagree with the metadata inside %s (%d names, %s): "
+                "the sidecar wins (the toolchain writes it with the model and every runtime reads it; the "
+                "graph's own input shape still decides the size); export the model again to make them agree",
+                sidecar_path(path), len(meta.names), list(meta.imgsz), path, len(inside.names), list(inside.imgsz))
+        return meta
 
     @staticmethod
     def from_onnx(onnx_path: str | Path) -> ModelMetadata | None:

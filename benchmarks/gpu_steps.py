@@ -20,7 +20,7 @@ from benchmarks.gpu_measure import output_errors, parse_trtexec
 from benchmarks.measure import peak_memory
 from benchmarks.probe import ProbeConfig
 from benchmarks.suite import make_video
-from benchmarks.timing import time_block
+from benchmarks.timing import summarize, time_block
 from deploy.engine.config import EngineConfig
 from deploy.evaluate import evaluate
 from deploy.preprocess import preprocess
@@ -184,8 +184,8 @@ def time_engines(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends)
     for e in [e for e in engines if e.status == "built"]:
         with backends.open_engine(Path(e.path)) as runner:
             times = time_block(runner, cfg.runs, max(1, cfg.runs // 10))
-        e.latency_ms = {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)),
-                        "runs": len(times)}  # fmt: skip
+        stats = summarize(times)
+        e.latency_ms = {k: stats[k] for k in ("p50", "p99", "runs")}
         if backends.trtexec:
             e.latency_ms["trtexec_gpu_compute"] = trtexec_gpu_compute(backends, e.path)
     return "ok" if backends.trtexec else "ok (trtexec not on PATH: our runner's latency only)"

@@ -18,10 +18,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deploy.live.app import main, run, run_command  # noqa: E402
-from deploy.live.flags import build_parser  # noqa: E402
-
-__all__ = ["build_parser", "main", "run", "run_command"]  # importers of this script: prefer deploy.live.app
+from deploy.live.app import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

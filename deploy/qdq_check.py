@@ -1,8 +1,7 @@
 """``check-qdq``: TensorRT's rules for explicitly quantized (QDQ) ONNX, checked on any model, torch-free.
 
 The rules and what each one asks are listed in ``deploy.qdq.rules``; this module is their command
-line, and keeps the names it held before the split (``check_qdq``, ``check_runnable``,
-``graph_constants``, ``QdqReport``, ``Violation``) importable from here.
+line.
 
 Example:
     $ check-qdq model.int8.onnx            # exit 1 when a rule is broken (or on an unreadable file)
@@ -18,14 +17,7 @@ from dataclasses import asdict
 
 from base.errors import report_errors
 from base.fileio import check_distinct_paths, check_output_file, write_json
-from deploy.qdq.graph import SCALE_KEEPING, graph_constants
-from deploy.qdq.report import QdqReport, Violation
-from deploy.qdq.rules import ALLOW_INVALID_QDQ, check_qdq, check_runnable
-
-__all__ = [
-    "ALLOW_INVALID_QDQ", "SCALE_KEEPING", "QdqReport", "Violation", "check_qdq", "check_runnable", "graph_constants",
-    "main",
-]  # fmt: skip
+from deploy.qdq.rules import check_qdq
 
 
 def _check_files(args: argparse.Namespace) -> int:

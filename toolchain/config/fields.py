@@ -7,15 +7,7 @@ module of ``toolchain.config`` imports this one, so imports go one way:
 machine) <- ``convert`` (values to types, configs built) <- ``tree`` <- ``files`` <- ``flags``;
 ``docstrings`` (help lines) stands alone.
 
-Example:
-    >>> @dataclass(frozen=True)
-    ... class StepConfig:
-    ...     '''Attributes:
-    ...         lr0: Base learning rate.'''
-    ...     lr0: PositiveFloat = 0.01
-    ...     def __post_init__(self) -> None:
-    ...         check_fields(self)
-    >>> StepConfig(lr0=-1)  # FieldError: lr0: expected a number > 0, got -1
+How a config class is written with them: the example in ``toolchain.config.convert``.
 """
 
 from __future__ import annotations

@@ -51,10 +51,10 @@ def check_on_machine(c: object, value: object, key: str) -> None:
         raise FieldError(key, f"file not found: {value}")
     if isinstance(c, Writable):
         _check_writable(c, value, key)
-    if isinstance(c, TorchDevice) and device_problem(value):
-        raise FieldError(key, device_problem(value))
-    if isinstance(c, FitsMemory) and image_size_problem(value):
-        raise FieldError(key, f"{value}: {image_size_problem(value)}")
+    if isinstance(c, TorchDevice) and (problem := device_problem(value)):
+        raise FieldError(key, problem)
+    if isinstance(c, FitsMemory) and (problem := image_size_problem(value)):
+        raise FieldError(key, f"{value}: {problem}")
 
 
 def _check_writable(c: Writable, value: str, key: str) -> None:

@@ -54,18 +54,8 @@ class PTQOutputs:
 def ptq(
     model: nn.Module, quant: QuantConfig, batches: list[np.ndarray], device: str, outputs: PTQOutputs
 ) -> tuple[nn.Module, PlacementReport]:
-    """Quantize a copy of ``model``, calibrate it on ``batches``, and write ``outputs``.
-
-    Args:
-        model: The FP32 model; it is not modified (QAT keeps it as the teacher).
-        quant: Placement and calibrator settings.
-        batches: Calibration batches (``calibration_batches``), at the size of the exports.
-        device: Where calibration runs.
-        outputs: The files to write.
-
-    Returns:
-        The calibrated fake-quant model and the placement report.
-    """
+    """``quantization.calibration.calibrated_model`` (its arguments and return value), then write ``outputs``:
+    the FP32 and INT8 ONNX files and the calibrated checkpoint that are set."""
     student, placement = calibrated_model(model, quant, batches, device)
     o = outputs
     if o.fp32_onnx:

@@ -7,8 +7,7 @@ ranks; validation is our COCO evaluator on the val split through a ``TorchRunner
 as deployment. Under torchrun, rank 0 alone validates, keeps the EMA and runs the callbacks
 (checkpoints, CSV, TensorBoard) while the others wait; ``batch`` is per process.
 
-The settings live in ``training.config``, the EMA in ``training.ema``, the data in ``training.loaders``;
-``TrainConfig`` and ``build_train_loader`` stay importable from here.
+The settings live in ``training.config``, the EMA in ``training.ema``, the data in ``training.loaders``.
 """
 
 from __future__ import annotations
