@@ -37,15 +37,15 @@ QAT_CLI    = $(if $(or $(filter-out 1,$(NPROC)),$(RDZV_ENDPOINT)),$(TORCHRUN),$(
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 
-.PHONY: test-isa help docker-gpu docker-jetson setup data check-data baseline export ptq parity qat sensitivity engine fake-engine real-api trt-api bench check-qdq eval bench-cpu gpu-check demo test test-all lint clean
+.PHONY: test-isa help docker-gpu docker-jetson setup data hard-case check-data baseline export ptq parity qat analyze sensitivity engine fake-engine real-api trt-api bench check-qdq eval bench-cpu gpu-check demo test test-all lint clean
 
 help:
-	@echo "make demo | test | test-all | lint | data | check-data | baseline | export | eval | ptq | parity | qat |"
-	@echo "     sensitivity | engine | fake-engine | real-api | trt-api | bench | bench-cpu | gpu-check | check-qdq |"
+	@echo "make demo | test | test-all | lint | data | hard-case | check-data | baseline | export | eval | ptq | parity | qat |"
+	@echo "     analyze | sensitivity | engine | fake-engine | real-api | trt-api | bench | bench-cpu | gpu-check | check-qdq |"
 	@echo "     docker-gpu | docker-jetson | clean"
 	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS CALIB QUANT"
 	@echo "           NPROC NNODES RDZV_ENDPOINT (make qat under torchrun)"
-	@echo "           KEEP_FLOAT CONFIG SYN_TRAIN SYN_VAL SYN_MIN SYN_MAX PRECISION MAX_BATCH ENGINE_ONNX TRT PEER"
+	@echo "           TILE_DATA TILE_K KEEP_FLOAT ANALYZE_OUT CONFIG SYN_TRAIN SYN_VAL SYN_MIN SYN_MAX PRECISION MAX_BATCH ENGINE_ONNX TRT PEER"
 	@echo "           BENCH_RUNS BENCH_FRAMES BENCH_RESAMPLES (each flag: toolchain CMD --help)"
 
 docker-gpu:
@@ -82,6 +82,19 @@ data: setup
 %/synthetic/data.yaml: | $(VENV)/.installed
 	$(call synthetic,$@)
 
+# The hard case (docs/data.md#the-hard-case-small-signs-make-hard-case): small signs, where INT8 loses first.
+# The hard synthetic mode, and TILE_DATA's photos tiled k x k for k in TILE_K (every sign k times smaller), when
+# TILE_DATA is there (default: the real road-signs set beside the repository). Each set is reused once made.
+TILE_DATA ?= ../shared/datasets/road-signs/data.yaml
+TILE_K    ?= 2 3
+TILE_NAME  = $(notdir $(patsubst %/,%,$(dir $(abspath $(TILE_DATA)))))
+hard-case: setup
+	$(TOOLCHAIN) data --config configs/data-hard.yaml --out data/hard/synthetic-hard
+	@if [ -f "$(TILE_DATA)" ]; then for k in $(TILE_K); do \
+		echo "$(TOOLCHAIN) tile-data --data $(TILE_DATA) --out data/hard/$(TILE_NAME)-k$$k --k $$k"; \
+		$(TOOLCHAIN) tile-data --data $(TILE_DATA) --out data/hard/$(TILE_NAME)-k$$k --k $$k || exit 1; done; \
+	else echo "make hard-case: $(TILE_DATA) is absent, so no tiled set (TILE_DATA=path/to/data.yaml tiles yours)" >&2; fi
+
 check-data: setup
 	$(TOOLCHAIN) check-data --data $(DATA)
 
@@ -111,6 +124,14 @@ qat: setup $(DATA) $(WEIGHTS)
 	$(QAT_CLI) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --name $(QAT_NAME) $(SETTINGS) \
 		$(call flag,QAT_EPOCHS,--epochs) $(call flag,QUANT,--quant-config) $(if $(RESUME),--resume)
 	$(PARITY) --model runs/qat/$(QAT_NAME)/weights/best.pt --onnx runs/qat/$(QAT_NAME)/qat.int8.onnx
+	$(TOOLCHAIN) analyze --weights runs/qat/$(QAT_NAME)/weights/best.pt --data $(DATA) --out runs/qat/$(QAT_NAME)/analysis \
+		$(SETTINGS)
+
+# The quantization report of WEIGHTS, FP32 against INT8 (an FP32 .pt: PTQ on CALIB train images; a QAT or PTQ
+# checkpoint: its own quantizers): report.md, report.json and plots in ANALYZE_OUT (default runs/analyze).
+analyze: setup
+	$(TOOLCHAIN) analyze --weights $(WEIGHTS) --data $(DATA) $(SETTINGS) $(call flag,ANALYZE_OUT,--out) \
+		$(call flag,CALIB,--calib-images) $(call flag,QUANT,--quant-config)
 
 sensitivity: setup
 	$(TOOLCHAIN) sensitivity --weights $(WEIGHTS) --data $(DATA) --out runs/sensitivity $(SETTINGS) \

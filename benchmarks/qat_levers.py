@@ -5,22 +5,23 @@ Each lever is a set of ``toolchain qat`` flags over one ``--config``; its run is
 ``<project>/<prefix>-<lever>`` (``runs/qat/`` by default). A run whose ``report.json`` exists is
 reused and an interrupted one is resumed from its ``last.pt``, so rerunning the command continues
 where it stopped (``--force`` starts every run afresh). Then every lever's QAT ONNX and the FP32
-ONNX are scored through ONNX Runtime on data.yaml's ``test`` split (``val`` when it has none, flagged
-as optimistic), and each lever is compared with FP32 and with the first lever on one set of paired
-image resamples.
+ONNX and the first lever's PTQ ONNX are scored through ONNX Runtime on data.yaml's ``test`` split
+(``val`` when it has none, flagged as optimistic); each lever is compared with FP32 and with PTQ, and
+PTQ with FP32, on one set of paired image resamples.
 
-The goal it checks (a QAT small-object AP within 1 point of FP32 without losing mAP50-95): AP small
-at most ``SMALL_TOLERANCE`` below FP32, and a mAP50-95 difference to FP32 that is not a real loss (its
-interval does not lie wholly below 0).
-
-What it showed (docs/results.md, "QAT levers on road-signs"): no lever differed from the config as it
-is beyond noise, and no lever's mAP50-95 from FP32's. Run by hand, no make target.
+The goal it checks (issue #22): QAT mAP50-95 within ``FP32_TOLERANCE`` of FP32 with an interval
+containing 0, above PTQ with an interval excluding 0, and AP small at most ``SMALL_TOLERANCE`` below
+FP32. Without ``--only`` it runs ``HARD_CASE`` (and ``teacher`` with ``--teacher``); the road-signs
+study of docs/results.md is the first example below. Run by hand (``make hard-case`` makes its data).
 
 Example:
     $ python -m toolchain.cli split-data --data ../shared/datasets/road-signs/data.yaml \\
           --out /tmp/rs-split/data.yaml --test-fraction 0.5 --seed 0
     $ python -m benchmarks.qat_levers --data /tmp/rs-split/data.yaml \\
-          --weights ../shared/models/road-signs-yolov8n-384.pt --prefix rs-lever
+          --weights ../shared/models/road-signs-yolov8n-384.pt --prefix rs-lever \\
+          --only default distill distill-1000 lr0-5e-5 bn-free-2 epochs-10
+    $ python -m benchmarks.qat_levers --data data/hard/road-signs-k3/data.yaml \\
+          --weights runs/hard-rs-k3/weights/best.pt --prefix hard-k3
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 from base.errors import ToolchainError, UsageError, report_errors
 from base.fileio import atomic_path, write_json
 from deploy.bootstrap import Difference
-from toolchain.training.qat_report import METRICS, SELECTED_ON, differences, evaluate_onnx, report_split
+from toolchain.training.qat_report import SELECTED_ON, differences, evaluate_onnx, report_split
 
 LEVERS = {
     "default": [],
@@ -44,13 +45,20 @@ LEVERS = {
     "lr0-5e-5": ["--lr0", "5e-5"],
     "bn-free-2": ["--freeze-bn-epoch", "2"],
     "epochs-10": ["--epochs", "10"],
+    "penalty": ["--train.loss.quant-penalty", "10"],
+    "sensitive": ["--quant.preset", "sensitive"],
 }
-"""The levers tried by default: the config as it is; distillation from the FP32 teacher at weight 1
+"""The levers known by name: the config as it is; distillation from the FP32 teacher at weight 1
 (about 1e-4 of the detection loss on road-signs: the head outputs' MSE is small) and 1000 (about 3%);
 a quarter of the learning rate; BatchNorm statistics updating for the first two epochs; twice the
-epochs."""
+epochs; the weight penalty towards the INT8 grid; the ``sensitive`` preset. ``--teacher FILE`` adds
+``teacher``: distillation (head outputs and features) from that FP32 .pt of another size."""
+HARD_CASE = ("default", "distill-1000", "penalty", "sensitive")
+"""The levers run when ``--only`` is not given (``teacher`` too with ``--teacher``): the hard case's table."""
 SMALL_TOLERANCE = 0.01
 """QAT AP small at most this far below FP32 (1 point) meets the goal."""
+FP32_TOLERANCE = 0.003
+"""QAT mAP50-95 at most this far below FP32 (0.3 points), its interval containing 0, meets the goal."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prefix", default="lever", help="runs are <project>/<prefix>-<lever>")
     parser.add_argument("--lever", action="append", default=[], metavar="NAME=FLAGS",
                         help="add or replace a lever: its toolchain qat flags, e.g. 'lr0-1e-4=--lr0 1e-4'")  # fmt: skip
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these levers only, in this order")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help=f"run these levers only, in this order (default: {' '.join(HARD_CASE)}, and teacher with --teacher)",
+    )
+    parser.add_argument("--teacher", help="an FP32 .pt of another size (same classes): adds the lever 'teacher'")
     parser.add_argument("--force", action="store_true", help="rerun levers that already have a report")
     parser.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     parser.add_argument("--out", help="the table (.md) and .json; default: <project>/<prefix>-levers.md")
@@ -73,18 +87,25 @@ def main(argv: list[str] | None = None) -> int:
     return report_errors(_run, build_parser().parse_args(argv))
 
 
-def levers_from(extra: list[str], only: list[str] | None) -> dict[str, list[str]]:
-    """``LEVERS`` with each ``NAME=FLAGS`` of ``extra`` added or replaced, restricted to ``only``.
+def levers_from(extra: list[str], only: list[str] | None, teacher: str | None = None) -> dict[str, list[str]]:
+    """``LEVERS`` (and ``teacher`` with a teacher file) with each ``NAME=FLAGS`` of ``extra`` added or
+    replaced, restricted to ``only`` (default: ``HARD_CASE``, ``teacher`` and the ``extra`` ones).
 
     Raises:
         UsageError: A lever that is not ``NAME=FLAGS``, or an ``only`` name no lever has.
     """
     levers = dict(LEVERS)
+    chosen = list(HARD_CASE)
+    if teacher:
+        levers["teacher"] = ["--teacher", teacher, "--train.loss.distill", "1000", "--train.loss.distill-features"]
+        chosen.append("teacher")
     for item in extra:
         name, sep, flags = item.partition("=")
         if not sep or not name.strip():
             raise UsageError(f"--lever {item!r}: expected NAME=FLAGS, e.g. 'lr0-1e-4=--lr0 1e-4'")
         levers[name.strip()] = shlex.split(flags)
+        chosen.append(name.strip())
+    only = only or list(dict.fromkeys(chosen))
     if only:
         unknown = [n for n in only if n not in levers]
         if unknown:
@@ -112,52 +133,62 @@ def run_lever(name: str, flags: list[str], args: argparse.Namespace) -> Path:
 
 
 def compare(runs: dict[str, Path], data: str, resamples: int) -> dict:
-    """Every lever's QAT ONNX and the FP32 ONNX scored on one split; each lever against FP32 and
-    against the first lever (paired bootstrap on shared resamples), with the goal's verdict."""
+    """Every lever's QAT ONNX, the FP32 ONNX and the first lever's PTQ ONNX scored on one split; each
+    lever against FP32 and against PTQ, and PTQ against FP32 (paired bootstrap on shared resamples),
+    with the goal's verdict."""
     split = report_split(data)
     first = next(iter(runs))
-    paths = {"FP32": runs[first] / "fp32.onnx", **{n: r / "qat.int8.onnx" for n, r in runs.items()}}
+    paths = {"FP32": runs[first] / "fp32.onnx", "PTQ INT8": runs[first] / "ptq.int8.onnx",
+             **{n: r / "qat.int8.onnx" for n, r in runs.items()}}  # fmt: skip
     results = evaluate_onnx(paths, split)
     if results["FP32"].ap_small is None:
         raise ToolchainError(f"{data}: the {split.name} split has no small box (under 32x32 px): no small-object AP "
                              "to compare")  # fmt: skip
-    pairs = [(n, "FP32") for n in runs] + [(n, first) for n in runs if n != first]
+    pairs = [("PTQ INT8", "FP32")] + [(n, "FP32") for n in runs] + [(n, "PTQ INT8") for n in runs]
     diffs = differences(results, resamples, pairs=pairs)
     rows = {}
     for name in runs:
         vs_fp32 = {m: d[f"{name} - FP32"] for m, d in diffs.items()}
-        vs_first = {m: d[f"{name} - {first}"] for m, d in diffs.items()} if name != first else None
-        rows[name] = {"flags": None, "results": results[name].to_dict(), "vs_fp32": vs_fp32, "vs_first": vs_first,
-                      "goal": goal_met(vs_fp32)}  # fmt: skip
+        vs_ptq = {m: d[f"{name} - PTQ INT8"] for m, d in diffs.items()}
+        rows[name] = {"flags": None, "results": results[name].to_dict(), "vs_fp32": vs_fp32, "vs_ptq": vs_ptq,
+                      "goal": goal_met(vs_fp32, vs_ptq)}  # fmt: skip
+    ptq = {"results": results["PTQ INT8"].to_dict(), "vs_fp32": {m: d["PTQ INT8 - FP32"] for m, d in diffs.items()}}
     return {"split": split.name, "images": results["FP32"].images, "optimistic": split.name == SELECTED_ON,
-            "fp32": results["FP32"].to_dict(), "first": first, "levers": rows}  # fmt: skip
+            "fp32": results["FP32"].to_dict(), "ptq": ptq, "first": first, "levers": rows}  # fmt: skip
 
 
-def goal_met(vs_fp32: dict[str, Difference]) -> bool:
-    """AP small at most ``SMALL_TOLERANCE`` below FP32 and no real loss of mAP50-95."""
-    small, overall = vs_fp32["ap_small"], vs_fp32["map50_95"]
-    return small.delta >= -SMALL_TOLERANCE and not (overall.real and overall.delta < 0)
+def goal_met(vs_fp32: dict[str, Difference], vs_ptq: dict[str, Difference]) -> bool:
+    """The issue's goal: mAP50-95 at most ``FP32_TOLERANCE`` below FP32 with an interval containing 0,
+    above PTQ with an interval excluding 0, and AP small at most ``SMALL_TOLERANCE`` below FP32."""
+    overall, small, gain = vs_fp32["map50_95"], vs_fp32["ap_small"], vs_ptq["map50_95"]
+    near_fp32 = overall.delta >= -FP32_TOLERANCE and overall.low <= 0 <= overall.high
+    return near_fp32 and gain.real and gain.delta > 0 and small.delta >= -SMALL_TOLERANCE
 
 
 def markdown(table: dict, levers: dict[str, list[str]]) -> str:
-    """The levers' table: metrics, differences to FP32 and to the first lever, the goal's verdict."""
-    fp32, first = table["fp32"], table["first"]
+    """The levers' table: metrics, differences to FP32 and to PTQ, the goal's verdict."""
+    fp32, ptq = table["fp32"], table["ptq"]
     where = (f"{table['split']} split, {table['images']} images"
              + (" (the split best.pt was selected on: optimistic)" if table["optimistic"] else ""))  # fmt: skip
     lines = [
-        f"QAT levers on the {where}; FP32: mAP50-95 {fp32['map50_95']:.4f}, AP small {fp32['ap_small']:.4f}.",
-        f"Goal: AP small within {SMALL_TOLERANCE * 100:.0f} point of FP32 and no real mAP50-95 loss.",
+        f"QAT levers on the {where}; FP32: mAP50-95 {fp32['map50_95']:.4f}, AP small {_fmt(fp32['ap_small'])}.",
+        f"Goal: mAP50-95 within {FP32_TOLERANCE * 100:.1f} points of FP32 (interval containing 0), above PTQ "
+        f"(interval excluding 0), AP small within {SMALL_TOLERANCE * 100:.0f} point of FP32.",
         "",
-        "| lever | flags | mAP50-95 | AP small | mAP50-95 - FP32 | AP small - FP32 | "
-        f"mAP50-95 - {first} | AP small - {first} | goal |",
+        "| model | flags | mAP50-95 | AP small | mAP50-95 - FP32 | AP small - FP32 | mAP50-95 - PTQ | "
+        "AP small - PTQ | goal |",
         "|" + "---|" * 9,
     ]
+    p = ptq["vs_fp32"]
+    lines.append(f"| PTQ INT8 | ({table['first']}'s calibration) | {ptq['results']['map50_95']:.4f} | "
+                 f"{_fmt(ptq['results']['ap_small'])} | {p['map50_95'].describe()} | {p['ap_small'].describe()} "
+                 "| - | - | - |")  # fmt: skip
     for name, row in table["levers"].items():
-        res, fp, fl = row["results"], row["vs_fp32"], row["vs_first"]
-        vs_first = [fl[m].describe() for m in METRICS] if fl else ["-", "-"]
+        res, fp, vp = row["results"], row["vs_fp32"], row["vs_ptq"]
         verdict = "met" if row["goal"] else "not met"
         cells = [name, shlex.join(levers[name]) or "(config)", f"{res['map50_95']:.4f}", _fmt(res["ap_small"]),
-                 fp["map50_95"].describe(), fp["ap_small"].describe(), *vs_first, verdict]  # fmt: skip
+                 fp["map50_95"].describe(), fp["ap_small"].describe(), vp["map50_95"].describe(),
+                 vp["ap_small"].describe(), verdict]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Paired bootstrap intervals (95%) over the same images: a difference is real only when its "
               "interval excludes 0."]  # fmt: skip
@@ -169,7 +200,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> None:
-    levers = levers_from(args.lever, args.only)
+    levers = levers_from(args.lever, args.only, args.teacher)
     runs = {name: run_lever(f"{args.prefix}-{name}", flags, args) for name, flags in levers.items()}
     table = compare(runs, args.data, args.resamples)
     text = markdown(table, levers)
@@ -179,7 +210,8 @@ def _run(args: argparse.Namespace) -> None:
     for name, row in table["levers"].items():
         row["flags"] = levers[name]
         row["vs_fp32"] = {m: d.to_dict() for m, d in row["vs_fp32"].items()}
-        row["vs_first"] = row["vs_first"] and {m: d.to_dict() for m, d in row["vs_first"].items()}
+        row["vs_ptq"] = {m: d.to_dict() for m, d in row["vs_ptq"].items()}
+    table["ptq"]["vs_fp32"] = {m: d.to_dict() for m, d in table["ptq"]["vs_fp32"].items()}
     write_json(out.with_suffix(".json"), table)
     print(text)
     print(f"wrote {out} and {out.with_suffix('.json')}")

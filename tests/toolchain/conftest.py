@@ -152,6 +152,22 @@ def split_data_run(tmp_path_factory, tiny_dataset) -> CommandRun:
 
 
 @pytest.fixture(scope="session")
+def tile_data_run(tmp_path_factory, tiny_dataset) -> CommandRun:
+    folder = tmp_path_factory.mktemp("tile_data_run")
+    return run_cli(["tile-data", "--data", tiny_dataset, "--out", folder / "tiles", "--k", 2, "--imgsz", 64,
+                    "--train", 3, "--val", 2, "--test", 2, "--seed", 1, "--tiles.val-fraction", 0.2,
+                    "--tiles.jpeg-quality", 80, "--force"], folder)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def analyze_run(tmp_path_factory, tiny_checkpoint, tiny_dataset, quant_yaml) -> CommandRun:
+    folder = tmp_path_factory.mktemp("analyze_run")
+    return run_cli(["analyze", "--weights", tiny_checkpoint, "--data", tiny_dataset, "--out", folder, "--images", 2,
+                    "--batch", 2, "--calib-images", 4, "--worst", 3, "--device", "cpu", "--opset", 17,
+                    "--quant-config", quant_yaml], folder)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def export_run(tmp_path_factory, tiny_checkpoint) -> CommandRun:
     folder = tmp_path_factory.mktemp("export_run")
     return run_cli(["export", "--weights", tiny_checkpoint, "--out", folder / "m.onnx", "--opset", 17], folder)
@@ -173,7 +189,8 @@ def eval_runs(tmp_path_factory, tiny_checkpoint, tiny_dataset, export_run) -> li
 def ptq_run(tmp_path_factory, tiny_checkpoint, tiny_dataset, quant_yaml) -> CommandRun:
     folder = tmp_path_factory.mktemp("ptq_run")
     return run_cli(["ptq", "--weights", tiny_checkpoint, "--data", tiny_dataset, "--num-images", 8, "--batch", 4,
-                    "--out", folder / "tiny.int8.onnx", "--fp32", "--quant-config", quant_yaml], folder)  # fmt: skip
+                    "--out", folder / "tiny.int8.onnx", "--fp32", "--quant-config", quant_yaml,
+                    "--quant.preset", "sensitive", "--quant.sensitive-keep", 1], folder)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -208,7 +225,7 @@ def qat_run(tmp_path_factory, tiny_checkpoint, tiny_dataset, quant_yaml) -> Comm
     """One QAT epoch with distillation, penalty, focal loss, the qat schedule, progressive stages,
     LSQ ranges and a quant override: every QAT setting in use."""
     folder = tmp_path_factory.mktemp("qat_run")
-    return run_cli(["qat", "--weights", tiny_checkpoint, "--data", tiny_dataset, *QAT_ARGS,
+    return run_cli(["qat", "--weights", tiny_checkpoint, "--data", tiny_dataset, *QAT_ARGS, "--teacher", tiny_checkpoint,
                     "--quant-config", quant_yaml, "--project", folder, "--name", "run"], folder)  # fmt: skip
 
 

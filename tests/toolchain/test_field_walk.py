@@ -25,8 +25,8 @@ from toolchain.config.flags import merged_tree
 from toolchain.config.tree import defaults, leaves, lookup, to_dict
 from toolchain.training.schedulers import SCHEDULES, ScheduleConfig, create_scheduler
 
-RUNS = ["data_run", "check_data_run", "split_data_run", "baseline_run", "export_run", "eval_runs", "ptq_run", "parity_run",
-        "sensitivity_run", "qat_run"]  # fmt: skip
+RUNS = ["data_run", "check_data_run", "split_data_run", "tile_data_run", "baseline_run", "export_run", "eval_runs",
+        "ptq_run", "parity_run", "sensitivity_run", "qat_run", "analyze_run"]  # fmt: skip
 
 
 def _number(s, default: Any) -> Any:

@@ -1,5 +1,5 @@
 """The subcommands of ``toolchain``: each module lists its ``Command``s (config class, run function, short flags)."""
 
-from toolchain.commands import data, evaluate, export, quantize, train
+from toolchain.commands import analyze, data, evaluate, export, quantize, train
 
-COMMANDS = {c.name: c for m in (data, train, export, quantize, evaluate) for c in m.COMMANDS}
+COMMANDS = {c.name: c for m in (data, train, export, quantize, evaluate, analyze) for c in m.COMMANDS}

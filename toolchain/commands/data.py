@@ -10,6 +10,7 @@ from toolchain.config.fields import ExistingPath, Range, Writable, check_fields
 from toolchain.config.flags import Command
 from toolchain.data.split import carve_test_split
 from toolchain.data.synthetic import SyntheticConfig, generate_dataset
+from toolchain.data.tiles import TileConfig, tile_dataset
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,44 @@ def _split(cfg: SplitDataConfig) -> None:
     print(carve_test_split(cfg.data, cfg.out, cfg.test_fraction, cfg.seed).summary())
 
 
+@dataclass(frozen=True)
+class TileDataConfig:
+    """``toolchain tile-data``: the far-away variant of a YOLO data set, its photos tiled k x k onto
+    each canvas so every object is k times smaller; test canvases from photos no train canvas holds.
+
+    Attributes:
+        data: The source data.yaml (train, and test or val: the test canvases' photos).
+        out: Destination folder (its data.yaml has train, val and test splits).
+        force: Replace an existing folder made from another source or config.
+        tiles: Tiles per side, canvas size and counts, seed.
+    """
+
+    data: ExistingPath
+    out: Annotated[str, Writable()] = "data/hard/tiles"
+    force: bool = False
+    tiles: TileConfig = TileConfig()
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _tile(cfg: TileDataConfig) -> None:
+    data = tile_dataset(cfg.data, cfg.out, cfg.tiles, force=cfg.force)
+    spec = load_data_yaml(data)
+    for split in spec.splits:
+        print(load_split(spec, split).summary())
+
+
 SYNTHETIC_FLAGS = {
     f"--{flag}": f"synthetic.{key}"
-    for flag, key in [("train", "n_train"), ("val", "n_val"), ("imgsz", "imgsz"), ("seed", "seed"),
+    for flag, key in [("train", "n_train"), ("val", "n_val"), ("test", "n_test"), ("imgsz", "imgsz"), ("seed", "seed"),
                       ("min-size", "min_size"), ("max-size", "max_size"), ("workers", "workers")]
 }  # fmt: skip
 
 COMMANDS = [
     Command("data", DataConfig, _data, "generate the synthetic traffic-sign dataset", SYNTHETIC_FLAGS),
     Command("check-data", CheckDataConfig, _check, "check a data.yaml's images and labels and print a summary"),
+    Command("tile-data", TileDataConfig, _tile, "tile photos k x k per canvas: every object k times smaller",
+            {f"--{key}": f"tiles.{key}" for key in ("k", "imgsz", "train", "val", "test", "seed")}),
     Command("split-data", SplitDataConfig, _split, "carve a test split out of val (seeded, by image): a new data.yaml"),
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from toolchain.data.signs import SIGN_CLASSES, TEMPLATE_SIZE, distractor_templates, sign_templates
+from toolchain.data.signs import TEMPLATE_SIZE, class_templates, distractor_templates
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class SceneConfig:
         max_size: Largest sign side in pixels (clipped to 40% of ``imgsz``).
         max_signs: Most labelled signs in one image (at least one is placed).
         max_distractors: Most unlabelled sign-like shapes in one image.
+        fine_classes: Label each speed limit as a class of its own (``FINE_CLASSES``, 15 classes).
     """
 
     imgsz: int = 640
@@ -31,6 +32,7 @@ class SceneConfig:
     max_size: float = 150.0
     max_signs: int = 6
     max_distractors: int = 3
+    fine_classes: bool = False
 
 
 def background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -151,8 +153,9 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig) -> tuple[np.ndarray
         choices = distractor_templates()
         _place(rng, img, cfg, choices[int(rng.integers(len(choices)))], placed)
     for _ in range(int(rng.integers(1, cfg.max_signs + 1))):
-        cls = int(rng.integers(len(SIGN_CLASSES)))
-        variants = sign_templates(cls)
+        classes = class_templates(cfg.fine_classes)
+        cls = int(rng.integers(len(classes)))
+        variants = classes[cls]
         box = _place(rng, img, cfg, variants[int(rng.integers(len(variants)))], placed)
         if box is None:
             continue

@@ -27,6 +27,11 @@ SIGN_CLASSES: tuple[str, ...] = (
     "go_straight",
 )
 SPEED_LIMITS = (30, 40, 50, 60, 70, 80)
+FINE_CLASSES: tuple[str, ...] = tuple(
+    n for c in SIGN_CLASSES for n in ([f"speed_limit_{v}" for v in SPEED_LIMITS] if c == "speed_limit" else [c])
+)
+"""The harder class list: each speed limit a class of its own (15 classes), told apart only by the digits,
+which a small sign renders in a few pixels."""
 
 RED = (40, 30, 200)
 BLUE = (170, 80, 20)
@@ -187,6 +192,16 @@ def sign_templates(class_id: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         "go_straight": _go_straight,
     }
     return (makers[name](),)
+
+
+def class_templates(fine: bool = False) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], ...]:
+    """The template variants of every class, by class id: of ``SIGN_CLASSES``, or of ``FINE_CLASSES``
+    (each speed limit's one template a class)."""
+    classes = tuple(sign_templates(c) for c in range(len(SIGN_CLASSES)))
+    if not fine:
+        return classes
+    limit = SIGN_CLASSES.index("speed_limit")
+    return classes[:limit] + tuple((v,) for v in classes[limit]) + classes[limit + 1 :]
 
 
 @functools.cache

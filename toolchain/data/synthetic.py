@@ -7,12 +7,9 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,12 +20,12 @@ import yaml
 from tqdm import tqdm
 
 from base.errors import ToolchainError
+from toolchain.data.folder import write_folder
 from toolchain.data.scene import SceneConfig, render_scene
-from toolchain.data.signs import SIGN_CLASSES
+from toolchain.data.signs import FINE_CLASSES, SIGN_CLASSES
 
 logger = logging.getLogger(__name__)
-SPLITS = ("train", "val")
-STAMP = "generator.json"
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -38,25 +35,34 @@ class SyntheticConfig:
     Attributes:
         n_train: Images in the train split.
         n_val: Images in the val split.
+        n_test: Images in a test split (0: none), the split a QAT report scores on when there is one.
         imgsz: Side of the square images in pixels.
         seed: Seed of the whole dataset; image ``i`` of a split depends only on (seed, split, i).
         min_size: Smallest sign side in pixels.
         max_size: Largest sign side in pixels.
         workers: Processes drawing images (0: one per CPU core).
         jpeg_quality: JPEG quality of the written images.
+        max_signs: Most labelled signs in one image.
+        fine_classes: Each speed limit a class of its own (15 classes instead of 10): the hard mode,
+            with small signs (configs/data-hard.yaml).
     """
 
     n_train: int = 2000
     n_val: int = 400
+    n_test: int = 0
     imgsz: int = 640
     seed: int = 0
     min_size: float = 10.0
     max_size: float = 150.0
     workers: int = 0
     jpeg_quality: int = 92
+    max_signs: int = 6
+    fine_classes: bool = False
 
     def __post_init__(self) -> None:
-        for key in ("n_train", "n_val", "imgsz"):
+        if self.n_test < 0:
+            raise ToolchainError(f"synthetic data: n_test must be 0 (no test split) or more, got {self.n_test}")
+        for key in ("n_train", "n_val", "imgsz", "max_signs"):
             if getattr(self, key) < 1:
                 raise ToolchainError(f"synthetic data: {key} must be at least 1, got {getattr(self, key)}")
         if self.imgsz < 32:
@@ -68,7 +74,14 @@ class SyntheticConfig:
 
     def scene(self) -> SceneConfig:
         """The per-image drawing settings."""
-        return SceneConfig(imgsz=self.imgsz, min_size=self.min_size, max_size=self.max_size)
+        return SceneConfig(imgsz=self.imgsz, min_size=self.min_size, max_size=self.max_size,
+                           max_signs=self.max_signs, fine_classes=self.fine_classes)  # fmt: skip
+
+    def stamp(self) -> dict:
+        """What ``generator.json`` records: every setting, less those added since at their default (a
+        folder generated before they existed is still current)."""
+        added = {"n_test": 0, "max_signs": 6, "fine_classes": False}
+        return {k: v for k, v in asdict(self).items() if k not in added or v != added[k]}
 
 
 def _render_one(job: tuple[SyntheticConfig, str, int, str]) -> int:
@@ -80,11 +93,6 @@ def _render_one(job: tuple[SyntheticConfig, str, int, str]) -> int:
     lines = [f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, x, y, w, h in labels]
     Path(f"{root}/labels/{split}/{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
     return len(lines)
-
-
-def _is_current(out: Path, cfg: SyntheticConfig) -> bool:
-    stamp = out / STAMP
-    return stamp.is_file() and json.loads(stamp.read_text()) == asdict(cfg)
 
 
 def generate_dataset(out_dir: str | Path, cfg: SyntheticConfig, force: bool = False) -> Path:
@@ -104,31 +112,16 @@ def generate_dataset(out_dir: str | Path, cfg: SyntheticConfig, force: bool = Fa
     Raises:
         ToolchainError: ``out_dir`` exists with other content and ``force`` is not set.
     """
-    out = Path(out_dir)
-    if _is_current(out, cfg) and not force:
-        logger.info("synthetic data in %s is up to date (%s); reusing it", out, STAMP)
-        return out / "data.yaml"
-    if out.exists() and not force:
-        raise ToolchainError(
-            f"{out} exists and was not generated with this config; pass --force to replace it or pick another --out"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        _write_all(tmp, cfg)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out / "data.yaml"
+    return write_folder(out_dir, cfg.stamp(), lambda root: _write_all(root, cfg), force, what="synthetic data")
 
 
 def _write_all(root: Path, cfg: SyntheticConfig) -> None:
-    for split in SPLITS:
+    counts = dict(zip(SPLITS, (cfg.n_train, cfg.n_val, cfg.n_test)))
+    splits = [s for s in SPLITS if counts[s]]
+    for split in splits:
         (root / "images" / split).mkdir(parents=True)
         (root / "labels" / split).mkdir(parents=True)
-    jobs = [(cfg, s, i, str(root)) for s, n in zip(SPLITS, (cfg.n_train, cfg.n_val)) for i in range(n)]
+    jobs = [(cfg, s, i, str(root)) for s in splits for i in range(counts[s])]
     workers = cfg.workers or os.cpu_count() or 1
     start = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -139,8 +132,7 @@ def _write_all(root: Path, cfg: SyntheticConfig) -> None:
         "Generated %d images (%d boxes) at %dx%d in %.1f s: %.0f images/s with %d workers",
         len(jobs), boxes, cfg.imgsz, cfg.imgsz, elapsed, len(jobs) / elapsed, workers,
     )
-    names = dict(enumerate(SIGN_CLASSES))
-    data = {"train": "images/train", "val": "images/val", "names": names}
+    names = dict(enumerate(FINE_CLASSES if cfg.fine_classes else SIGN_CLASSES))
+    data = {**{s: f"images/{s}" for s in splits}, "names": names}
     header = "# Synthetic Vietnamese-style road signs (toolchain.data.synthetic). Paths relative to this file.\n"
     (root / "data.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False))
-    (root / STAMP).write_text(json.dumps(asdict(cfg), indent=2))

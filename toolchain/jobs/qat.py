@@ -34,10 +34,10 @@ from toolchain.distributed.process import DistributedContext, collective_errors,
 from toolchain.export.onnx import ExportConfig
 from toolchain.jobs.onnx_files import export_onnx
 from toolchain.jobs.prologue import prologue
-from toolchain.jobs.ptq import PTQOutputs, ptq
+from toolchain.jobs.ptq import PTQOutputs, QATStart, ptq, qat_start, write_start_outputs
 from toolchain.models.checkpoint import load_checkpoint
 from toolchain.models.yolo import load_model
-from toolchain.quantization.calibration import calibration_batches
+from toolchain.quantization.calibration import calibration_batches, resolve_preset
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.placement import quantize_model
 from toolchain.training.callbacks import (
@@ -51,6 +51,7 @@ from toolchain.training.callbacks import (
 from toolchain.training.config import TrainConfig
 from toolchain.training.qat_report import accuracy_report
 from toolchain.training.qat_trainer import QATConfig, QATTrainer
+from toolchain.training.schedulers import quant_start_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,12 @@ class QATJobConfig:
     """Everything ``toolchain qat`` needs.
 
     Attributes:
-        weights: The FP32 .pt: the starting point and the distillation teacher.
+        weights: The FP32 .pt: the starting point, and the distillation teacher unless teacher is given; or a
+            quantized checkpoint (a QAT run's best.pt, ptq's .int8.pt) to train further from its own ranges
+            (its float copy is then the FP32 reference and teacher).
+        teacher: An FP32 .pt with the same classes to distil from instead (another size, e.g. a yolov8s for
+            a yolov8n student: head outputs matched directly, features through learned 1x1 adapters when
+            train.loss.distill_features); needs train.loss.distill > 0.
         train: Training settings (data, epochs, optimizer, schedule, loss...).
         qat: What QAT adds: BatchNorm and range freezing, progressive quantization.
         quant: Quantization settings (placement, calibrators).
@@ -76,6 +82,7 @@ class QATJobConfig:
 
     weights: ExistingPath
     train: TrainConfig
+    teacher: ExistingPath | None = None
     qat: QATConfig = QATConfig()
     quant: QuantConfig = QuantConfig()
     export: ExportConfig = ExportConfig()
@@ -93,6 +100,11 @@ class QATJobConfig:
             self.quant.check_exportable()  # QAT ends in a QDQ ONNX: say so before the epochs
         except FieldError as exc:
             raise exc.within("quant") from None
+        _check_range_freezing(self)
+        _check_stages(self)
+        if self.teacher is not None and not self.train.loss.distill > 0:
+            raise FieldError("teacher", "a teacher is only used by distillation: set train.loss.distill > 0 "
+                             "(e.g. --train.loss.distill 1000), or leave the teacher out")  # fmt: skip
 
     @property
     def run(self) -> Path:
@@ -100,11 +112,40 @@ class QATJobConfig:
         return Path(self.project) / self.name
 
 
+def _check_range_freezing(cfg: QATJobConfig) -> None:
+    """``freeze_quant_epoch`` freezes learned (LSQ) ranges: without one it would do nothing, silently."""
+    if cfg.qat.freeze_quant_epoch >= 0 and not any(q.learn_amax for _, q in cfg.quant.quantizers()):
+        raise FieldError("qat.freeze_quant_epoch", "no quantizer learns its range, so there is nothing to freeze: "
+                         "it needs quant.input.learn_amax or quant.weight.learn_amax (or -1: never)")  # fmt: skip
+
+
+def _check_stages(cfg: QATJobConfig) -> None:
+    """Progressive stages agree with the qat schedule's float phase, and every quantizer is on before the
+    last epoch (``best.pt`` is taken from fully quantized epochs only)."""
+    schedule, start = cfg.train.schedule, quant_start_epoch(cfg.train.schedule)
+    if cfg.qat.progressive and start and min(cfg.qat.progressive) != start:
+        raise FieldError("qat.progressive", f"the first stage is at epoch {min(cfg.qat.progressive)}, but the qat "
+                         f"schedule's float phase (warmup_epochs {schedule.warmup_epochs} + pre_quant "
+                         f"{schedule.pre_quant}) ends at epoch {start}: start the first stage there, or set "
+                         "train.schedule.pre_quant: 0")  # fmt: skip
+    last = max(quantization_stages(cfg), default=0)
+    if last >= cfg.train.epochs:
+        raise FieldError("train.epochs", f"the run ends before every quantizer is on (from epoch {last}, counted "
+                         "from 0) and best.pt is taken from fully quantized epochs: train longer")  # fmt: skip
+
+
+def quantization_stages(cfg: QATJobConfig) -> dict[int, str]:
+    """Start epoch -> regex of the convs whose quantizers turn on then: the progressive stages, else
+    everything where the qat schedule's float phase ends (``quant_start_epoch``); empty: all on from the start."""
+    if cfg.qat.progressive:
+        return dict(cfg.qat.progressive)
+    start = quant_start_epoch(cfg.train.schedule)
+    return {start: ".*"} if start else {}
+
+
 def _callbacks(cfg: QATJobConfig, config: dict) -> list:
     train, run = cfg.train, cfg.run
-    stages = dict(cfg.qat.progressive)
-    if not stages and train.schedule.name == "qat" and train.schedule.pre_quant > 0:
-        stages = {train.schedule.pre_quant: ".*"}  # float epochs first, then everything quantized
+    stages = quantization_stages(cfg)
     callbacks = [ProgressiveQuantization(stages)] if stages else []
     if cfg.sqnr:
         batch = torch.from_numpy(calibration_batches(train.data, train.imgsz, 4, 4, split="val")[0])
@@ -116,7 +157,17 @@ def _callbacks(cfg: QATJobConfig, config: dict) -> list:
     return callbacks
 
 
-def _calibrated_student(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict, ctx: DistributedContext):
+def _resolved_quant(cfg: QATJobConfig, model: torch.nn.Module, world_size: int) -> QuantConfig:
+    """The quant preset resolved to skip overrides on rank 0's calibration images (every rank then places
+    the same quantizers, and qat.yaml records what was done)."""
+    if cfg.quant.preset == "default":
+        return cfg.quant
+    t = cfg.train
+    batches = calibration_batches(t.data, t.imgsz, cfg.calib_images, t.batch * world_size)
+    return resolve_preset(model, cfg.quant, batches, t.device)
+
+
+def _calibrated_student(cfg: QATJobConfig, origin: QATStart, config: dict, ctx: DistributedContext):
     """The PTQ-calibrated student: calibrated once, on rank 0 (writing fp32.onnx, ptq.int8.onnx, ptq.pt);
     the other ranks place the same quantizers and receive rank 0's ranges.
 
@@ -124,12 +175,15 @@ def _calibrated_student(cfg: QATJobConfig, teacher: torch.nn.Module, config: dic
     batch would: histogram calibrators depend on how the images are split into batches. Forward-only,
     they take far less memory per image than a training step.
     """
-    train, run = cfg.train, cfg.run
+    train, run, teacher = cfg.train, cfg.run, origin.teacher
+    outputs = PTQOutputs(run / "ptq.int8.onnx", cfg.export, run / "fp32.onnx", run / "ptq.pt", cfg.weights, config)
+    if origin.from_checkpoint:  # every rank loaded the same checkpoint: its ranges, nothing calibrated or sent
+        on_main(ctx, "the starting checkpoint's ONNX files", write_start_outputs, origin, outputs)
+        return origin.student
     calibrated: list[torch.nn.Module] = []
 
     def calibrate_on_main() -> dict:
         batches = calibration_batches(train.data, train.imgsz, cfg.calib_images, train.batch * ctx.world_size)
-        outputs = PTQOutputs(run / "ptq.int8.onnx", cfg.export, run / "fp32.onnx", run / "ptq.pt", cfg.weights, config)
         student, _ = ptq(teacher, cfg.quant, batches, train.device, outputs)
         calibrated.append(student)
         return quantizer_ranges(student)
@@ -143,14 +197,17 @@ def _calibrated_student(cfg: QATJobConfig, teacher: torch.nn.Module, config: dic
     return student
 
 
-def _trainer(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict, ctx: DistributedContext) -> QATTrainer:
+def _trainer(cfg: QATJobConfig, origin: QATStart, config: dict, ctx: DistributedContext) -> QATTrainer:
     """A fresh trainer on the PTQ-calibrated student, or the interrupted one from last.pt (every rank
     loads it: the run folder must be on a filesystem every node sees to resume a multi-node job)."""
     train, run = cfg.train, cfg.run
-    distill = teacher if train.loss.distill > 0 else None
+    distill, teacher_name = None, str(cfg.weights)
+    if train.loss.distill > 0:
+        distill = origin.teacher if cfg.teacher is None else load_model(cfg.teacher)
+        teacher_name = str(cfg.teacher or cfg.weights)
 
     def trainer_of(model: torch.nn.Module) -> QATTrainer:
-        return QATTrainer(model, train, cfg.qat, distill, _callbacks(cfg, config), ctx, cfg.distributed)
+        return QATTrainer(model, train, cfg.qat, distill, _callbacks(cfg, config), ctx, cfg.distributed, teacher_name)
 
     last = run / "weights" / "last.pt"
     if cfg.resume:
@@ -161,7 +218,7 @@ def _trainer(cfg: QATJobConfig, teacher: torch.nn.Module, config: dict, ctx: Dis
         trainer.load_state(state)
         logger.info("Resuming QAT at epoch %d from %s", trainer.start_epoch + 1, last)
         return trainer
-    return trainer_of(_calibrated_student(cfg, teacher, config, ctx))
+    return trainer_of(_calibrated_student(cfg, origin, config, ctx))
 
 
 def run_qat(cfg: QATJobConfig) -> dict:
@@ -182,12 +239,15 @@ def run_qat(cfg: QATJobConfig) -> dict:
 
 def _run(cfg: QATJobConfig, ctx: DistributedContext) -> dict:
     start = time.perf_counter()
-    teacher, imgsz = prologue(cfg.weights, cfg.train.imgsz, cfg.train.data, run=cfg.run)
+    loaded, imgsz = prologue(cfg.weights, cfg.train.imgsz, cfg.train.data, run=cfg.run)
+    origin = qat_start(loaded, cfg.weights)
     cfg = replace(cfg, train=replace(cfg.train, imgsz=imgsz), export=replace(cfg.export, imgsz=imgsz))
+    if not (cfg.resume or origin.from_checkpoint):  # before qat.yaml is written, the same on every rank
+        cfg = replace(cfg, quant=on_main(ctx, "the quant preset", _resolved_quant, cfg, origin.teacher, ctx.world_size))
     run, config = cfg.run, record(cfg)
     if ctx.is_main:
         write_record(run / "qat.yaml", cfg, "qat")
-    trainer = _trainer(cfg, teacher, config, ctx)
+    trainer = _trainer(cfg, origin, config, ctx)
     trainer.fit()
     return on_main(ctx, "the export and evaluation of the QAT model", _report, cfg, trainer, config, start)
 
@@ -195,6 +255,8 @@ def _run(cfg: QATJobConfig, ctx: DistributedContext) -> dict:
 def _report(cfg: QATJobConfig, trainer: QATTrainer, config: dict, start: float) -> dict:
     """Rank 0: the best checkpoint to a QDQ ONNX, check-qdq, the FP32 / PTQ / QAT table, report.json and .md."""
     run, imgsz = cfg.run, cfg.train.imgsz
+    if not (run / "weights" / "best.pt").is_file():
+        raise ToolchainError(f"{run / 'weights'}: no best.pt: no epoch ran with every quantizer on")
     best = load_model(run / "weights" / "best.pt")
     qat_onnx = export_onnx(best, run / "qat.int8.onnx", cfg.export, "int8", cfg.weights,
                            {**cfg.quant.to_dict(), "qat": config["qat"]}, config)  # fmt: skip

@@ -22,7 +22,7 @@ from toolchain.config.files import write_record
 from toolchain.config.tree import replace
 from toolchain.jobs.prologue import prologue
 from toolchain.plots import bar_chart
-from toolchain.quantization.calibration import calibrated_model, calibration_batches
+from toolchain.quantization.calibration import calibrated_model, calibration_batches, resolve_preset
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.sensitivity import GroupSensitivity, layer_sensitivity, mixed_precision_config
 
@@ -42,7 +42,8 @@ class SensitivityConfig:
         keep_float: Write <out>/quant.mixed.yaml keeping the k most sensitive groups float (0: none).
         out: Folder of sensitivity.csv, sensitivity.png and sensitivity.yaml (this config).
         device: Where calibration and evaluation run.
-        quant: Quantization settings (also the base of the mixed-precision config).
+        quant: Quantization settings (also the base of the mixed-precision config; a preset is resolved
+            to its overrides first, and the groups it keeps float are not ranked).
     """
 
     weights: ExistingPath
@@ -62,10 +63,11 @@ class SensitivityConfig:
 def run_sensitivity(cfg: SensitivityConfig) -> None:
     """Rank the fusion groups, write the CSV, chart and record (and mixed-precision config), print the top 10."""
     outputs = [("--out", Path(cfg.out) / name) for name in WRITTEN]
-    model, imgsz = prologue(cfg.weights, cfg.imgsz, cfg.data, outputs)
-    cfg = replace(cfg, imgsz=imgsz)
+    model, imgsz = prologue(cfg.weights, cfg.imgsz, cfg.data, outputs, fp32_only=True)
+    batches = calibration_batches(cfg.data, imgsz, cfg.calib_images)
+    cfg = replace(cfg, imgsz=imgsz, quant=resolve_preset(model, cfg.quant, batches, cfg.device))
     write_record(Path(cfg.out) / "sensitivity.yaml", cfg, "sensitivity")
-    student, _ = calibrated_model(model, cfg.quant, calibration_batches(cfg.data, imgsz, cfg.calib_images), cfg.device)
+    student, _ = calibrated_model(model, cfg.quant, batches, cfg.device)
     split = load_split(load_data_yaml(cfg.data), "val", limit=cfg.val_images or None)
     rows = layer_sensitivity(student, split, imgsz, cfg.device)
     csv_path, png_path = write_sensitivity(rows, cfg.out)

@@ -1,9 +1,12 @@
-"""Post-training calibration: batches of training images, a model's quantizers calibrated on them, and the
-PTQ stage (a quantized, calibrated copy of an FP32 model). No file is written here: ``toolchain.jobs.ptq``
-writes the ONNX and checkpoints.
+"""Post-training calibration: batches of training images, a model's quantizers calibrated on them, the
+quant preset resolved on them (``toolchain.quantization.presets``), and the PTQ stage (a quantized,
+calibrated copy of an FP32 model). No file is written here: ``toolchain.jobs.ptq`` writes the ONNX and
+checkpoints.
 
 Example:
-    >>> student, placement = calibrated_model(model, QuantConfig(), calibration_batches("data.yaml", 384, 256))
+    >>> batches = calibration_batches("data.yaml", 384, 256)
+    >>> quant = resolve_preset(model, QuantConfig(preset="sensitive"), batches)  # skip overrides, preset default
+    >>> student, placement = calibrated_model(model, quant, batches)
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from base.dataset import list_images, load_data_yaml
 from base.errors import ToolchainError
 from deploy.preprocess import preprocess
 from toolchain.quantization.config import QuantConfig
+from toolchain.quantization.modules import QuantConv2d
 from toolchain.quantization.placement import PlacementReport, quantize_model
-from toolchain.quantization.quantized_model import quantizers
+from toolchain.quantization.presets import preset_base, ranking_batches, sensitive_config
+from toolchain.quantization.quantized_model import is_quantized, quantizers
+from toolchain.quantization.sensitivity import group_sqnr
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +43,8 @@ def calibrated_model(
 
     Args:
         model: The FP32 model; it is not modified (QAT keeps it as the teacher).
-        quant: Placement and calibrator settings.
+        quant: Placement and calibrator settings; a preset is resolved first (``resolve_preset``: call it
+            before to record the resolved config).
         batches: Calibration batches (``calibration_batches``), at the size of the exports.
         device: Where calibration runs.
 
@@ -45,8 +52,16 @@ def calibrated_model(
         The calibrated fake-quant model and the placement report.
 
     Raises:
-        ToolchainError: The overrides skip every conv, or no quantizer saw a calibration image.
+        ToolchainError: The model is quantized already, the overrides skip every conv, or no quantizer saw a
+            calibration image.
     """
+    if is_quantized(model):
+        convs = sum(isinstance(m, QuantConv2d) for m in model.modules())
+        raise ToolchainError(
+            f"PTQ: the model is quantized already ({convs} quantized convs: a ptq or qat checkpoint), and PTQ "
+            "calibrates FP32 weights; start from the FP32 .pt, or train this one further with 'toolchain qat --weights'"
+        )
+    quant = resolve_preset(model, quant, batches, device)
     student = copy.deepcopy(model)
     placement = quantize_model(student, quant)
     if not placement.quantized:
@@ -58,6 +73,28 @@ def calibrated_model(
     if not any(q.is_calibrated for q in quantizers(student)):
         raise ToolchainError("PTQ: no quantizer saw a calibration image, so nothing would be quantized")
     return student, placement
+
+
+def resolve_preset(model: nn.Module, quant: QuantConfig, batches: list[np.ndarray], device: str = "cpu") -> QuantConfig:
+    """``quant`` with its preset turned into skip overrides and preset ``default`` (unchanged when it is
+    ``default`` already), so a config written with it reproduces the placement without ranking again.
+
+    ``sensitive``: a copy of ``model`` is quantized with the first conv float, calibrated on the first
+    calibration images (``presets.ranking_batches``), and its fusion groups ranked by the head's SQNR with
+    each quantized alone (``sensitivity.group_sqnr``); the ``quant.sensitive_keep`` lowest stay float too.
+
+    Raises:
+        ToolchainError: ``sensitive_keep`` leaves nothing quantized (or as ``calibrated_model``).
+    """
+    if quant.preset == "default":
+        return quant
+    start = time.perf_counter()
+    base, batches = preset_base(quant), ranking_batches(batches)
+    logger.info("quant.preset %s: ranking fusion groups on %d images", quant.preset, sum(len(b) for b in batches))
+    student, _ = calibrated_model(model, base, batches, device)
+    resolved = sensitive_config(base, group_sqnr(student, batches, device), quant.sensitive_keep)
+    logger.info("Finished the quant.preset ranking in %.1f s", time.perf_counter() - start)
+    return resolved
 
 
 def calibration_batches(

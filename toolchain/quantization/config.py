@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from toolchain.config.fields import Decay, FieldError, Pattern, PositiveInt, Range, check_fields
+from toolchain.config.fields import Decay, FieldError, NonNegativeInt, Pattern, PositiveInt, Range, check_fields
 from toolchain.config.files import read_config_file
 from toolchain.config.tree import build, from_dict, to_dict
 
@@ -26,6 +26,7 @@ CALIBRATORS = typing.get_args(Calibrator)
 PER_TENSOR_ONLY = ("histogram_percentile", "mse", "entropy")
 MIN_MAX = ("max", "moving_average_max")
 Target = Literal["tensorrt", "generic"]
+Preset = Literal["default", "sensitive"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ class QuantConfig:
         overrides: Per-layer settings, a list of {pattern, skip, input, weight}; the last match wins.
         target: tensorrt (symmetric int8 only) or generic (also asymmetric uint8, and 4-7 bits in simulation).
         quantize_head_tail: Also quantize the Detect head's final 1x1 convs (float by default).
+        preset: default (the settings as given) or sensitive: also keep float the first conv and the
+            sensitive_keep fusion groups whose quantization alone hurts the head's output most on the
+            calibration images (lowest SQNR). Resolved to skip overrides where calibration happens, so
+            the written config says which were kept (``toolchain.quantization.presets``).
+        sensitive_keep: Fusion groups the sensitive preset keeps float besides the first conv.
     """
 
     weight: QuantizerConfig = QuantizerConfig(axis=0, calibrator="max")
@@ -107,6 +113,8 @@ class QuantConfig:
     overrides: tuple[LayerOverride, ...] = ()
     target: Target = "tensorrt"
     quantize_head_tail: bool = False
+    preset: Preset = "default"
+    sensitive_keep: NonNegativeInt = 2
 
     @staticmethod
     def precheck(raw: dict) -> None:

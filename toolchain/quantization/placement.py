@@ -13,10 +13,14 @@ INT8 directly and no reformat layer is needed):
   the conv.
 
 Sharing is one module object, never a copied value, so shared ranges cannot drift apart in QAT.
+
+``placement_of`` reads the placement of a model quantized before (a loaded checkpoint), and ``float_copy``
+undoes it on a copy (the FP32 reference of a QAT checkpoint).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from dataclasses import dataclass, field
@@ -182,3 +186,36 @@ def quantize_model(model: nn.Module, cfg: QuantConfig) -> PlacementReport:
         logger.warning("quant config quantizes no layer: the result is not quantized")
     logger.info("Placement: %s", report.summary())
     return report
+
+
+def placement_of(model: nn.Module) -> PlacementReport:
+    """The placement of an already quantized model (a loaded ptq or qat checkpoint): its quantized and
+    float convs, and the quantized convs grouped by the input quantizer they share."""
+    report = PlacementReport()
+    shared: dict[int, list[str]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, QuantConv2d):
+            report.quantized.append(name)
+            shared.setdefault(id(module.input_quantizer), []).append(name)
+        elif type(module) is nn.Conv2d:
+            report.skipped.append(name)
+    report.groups = list(shared.values())
+    return report
+
+
+def float_copy(model: nn.Module) -> nn.Module:
+    """A float copy of a fake-quant model: quantized convs back to ``nn.Conv2d`` with the same weights,
+    quantized residual Adds back to plain ones, no quantizer left. ``model`` is not modified.
+
+    Its output is the fake-quant model's with quantization disabled, exactly; as a separate copy it stays
+    fixed while the fake-quant model trains (the distillation teacher of a QAT that continues a checkpoint).
+    """
+    out = copy.deepcopy(model)
+    for name, module in list(out.named_modules()):
+        if isinstance(module, QuantConv2d):
+            parent_name, _, child = name.rpartition(".")
+            setattr(out.get_submodule(parent_name), child, module.to_conv())
+        elif isinstance(module, QuantBottleneck):
+            del module.residual_quantizer
+            module.__class__ = Bottleneck
+    return out

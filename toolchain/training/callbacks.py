@@ -15,26 +15,47 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from base.errors import ToolchainError
 from base.fileio import atomic_path
 from toolchain.models.checkpoint import save_checkpoint
 from toolchain.plots import bar_chart
 from toolchain.quantization.modules import QuantConv2d
-from toolchain.quantization.quantized_model import quantization_disabled
+from toolchain.quantization.quantized_model import quantization_disabled, quantizers
 from toolchain.training.trainer import Callback, Trainer
 
 logger = logging.getLogger(__name__)
 
 
+def every_quantizer_on(trainer: Trainer) -> bool:
+    """Whether the epoch was trained and validated with every quantizer on (the model and the EMA);
+    a float model has none off."""
+    return all(q.enabled for model in (trainer.model, trainer.eval_model) for q in quantizers(model))
+
+
+def _counted(trainer: Trainer, epoch: int, what: str) -> bool:
+    """Whether ``epoch`` counts for ``what`` (the QAT epochs do, float and partly quantized ones do not)."""
+    if every_quantizer_on(trainer):
+        return True
+    logger.info("Epoch %d: some quantizers are still off; %s counts the fully quantized epochs only", epoch + 1, what)
+    return False
+
+
 class ModelCheckpoint(Callback):
     """``weights/last.pt`` after every epoch and ``weights/best.pt`` at the best val mAP50-95; atomic
-    writes, each with the run's image size and resolved ``config``."""
+    writes, each with the run's image size and resolved ``config``.
+
+    ``best.pt`` is taken only from epochs with every quantizer on: an epoch before the last progressive
+    stage (or in the qat schedule's float phase) would export a QDQ ONNX without Q/DQ on the convs
+    still off, and its mAP is not that of the INT8 model.
+    """
 
     def __init__(self, folder: str | Path, config: dict | None = None) -> None:
         self.folder, self.config = Path(folder), config
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None:
         fitness = metrics["map50_95"]
-        improved = trainer.best_fitness is None or fitness > trainer.best_fitness
+        counted = _counted(trainer, epoch, "best.pt")
+        improved = counted and (trainer.best_fitness is None or fitness > trainer.best_fitness)
         if improved:
             trainer.best_fitness = fitness
         state = trainer.state(epoch)
@@ -47,12 +68,15 @@ class ModelCheckpoint(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when val mAP50-95 has not improved for ``patience`` epochs."""
+    """Stop when val mAP50-95 has not improved for ``patience`` epochs with every quantizer on (the
+    float epochs' mAP is not one the quantized epochs must beat)."""
 
     def __init__(self, patience: int) -> None:
         self.patience, self.best, self.bad = patience, -1.0, 0
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict) -> None:
+        if not _counted(trainer, epoch, "early stopping"):
+            return
         if metrics["map50_95"] > self.best:
             self.best, self.bad = metrics["map50_95"], 0
         else:
@@ -90,6 +114,20 @@ class ProgressiveQuantization(Callback):
 
     def __init__(self, stages: dict[int, str]) -> None:
         self.stages = {int(k): re.compile(v) for k, v in stages.items()}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Refuse stages that leave a quantized conv off for good (its Q/DQ would be missing from the ONNX).
+
+        Raises:
+            ToolchainError: Naming the convs no stage matches.
+        """
+        patterns = list(self.stages.values())
+        never = [name for name, _ in _quant_convs(trainer.model) if not any(p.match(name) for p in patterns)]
+        if never:
+            raise ToolchainError(
+                f"qat.progressive: no stage matches {len(never)} quantized conv(s), e.g. {', '.join(never[:3])}; "
+                "they would never be quantized: end with a stage that matches them (e.g. '.*')"
+            )
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         due = [p for start, p in self.stages.items() if start <= epoch]

@@ -8,9 +8,16 @@ import math
 import torch
 from torch import nn
 
+from toolchain.quantization.quantized_model import quantizers
+
 
 class ModelEMA:
-    """Exponential moving average of a model's floating-point parameters and buffers (ramped up early)."""
+    """Exponential moving average of a model's floating-point parameters and buffers (ramped up early).
+
+    The copy's quantizers are on where the model's are (progressive quantization turns the model's on
+    stage by stage; the state dict does not carry it), so the average is validated, and ``best.pt``
+    picked, in the mode the epoch trained in.
+    """
 
     def __init__(self, model: nn.Module, decay: float, updates: int = 0) -> None:
         self.ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -25,3 +32,5 @@ class ModelEMA:
         for name, value in self.ema.state_dict().items():
             if value.dtype.is_floating_point and name in source:
                 value.mul_(d).add_(source[name].detach(), alpha=1 - d)
+        for mine, theirs in zip(quantizers(self.ema), quantizers(model), strict=True):
+            mine.enabled = theirs.enabled

@@ -12,6 +12,7 @@ from torch import nn
 
 from toolchain.config.fields import FieldError, NonNegativeFloat, check_fields
 from toolchain.quantization.modules import QuantConv2d
+from toolchain.quantization.quantizer import TensorQuantizer
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class LossConfig:
         cls: Class gain.
         dfl: Distribution focal loss gain.
         focal_gamma: Focal loss on the class term when > 0 (ultralytics uses plain BCE).
-        quant_penalty: Weight of the weight-quantization error penalty (0: off).
+        quant_penalty: Weight of the penalty that pulls weights to their int grid: the mean squared
+            distance in quantization steps (about 1/12 after plain rounding; 0: off).
         distill: Weight of the distillation from the FP32 teacher (0: off).
         distill_features: Also match the three head-input feature maps (MSE), not just the head outputs
             (needs distill > 0).
@@ -70,14 +72,34 @@ def detection_criterion(model: nn.Module, cfg: LossConfig):
     return criterion
 
 
+def _step_size(quantizer: TensorQuantizer, weight: torch.Tensor) -> torch.Tensor:
+    """The quantizer's step (scale), detached, shaped to broadcast over ``weight`` (per channel or per tensor)."""
+    scale = quantizer.scale_zero_point()[0].detach().to(weight.device)
+    if quantizer.cfg.axis is None:
+        return scale.reshape(())
+    shape = [1] * weight.ndim
+    shape[quantizer.cfg.axis] = -1
+    return scale.reshape(shape)
+
+
 def quantization_penalty(model: nn.Module) -> torch.Tensor:
-    """Mean over quantized convs of the relative squared error between weights and their fake-quant."""
+    """Mean over quantized convs (weight quantizer on) of the squared distance, in steps, from each weight
+    to its grid point: ``mean(((w - sg(fq(w))) / step)^2)``.
+
+    The grid point is a constant target (``sg``: detached), so the gradient ``2 (w - q) / step^2``
+    moves each weight towards its nearest grid point; through the straight-through fake-quant it
+    would be zero. Measured in steps, every layer counts alike (a rounding error is about 1/12), and
+    the figure is that of the exported weights: folding BatchNorm scales a channel's weights and its
+    step by the same factor (``fold_bn``), so the integers, and the distance in steps, do not change.
+    """
     terms = []
     for module in model.modules():
-        if isinstance(module, QuantConv2d) and module.weight_quantizer.is_calibrated:
+        quantizer = getattr(module, "weight_quantizer", None)
+        if isinstance(module, QuantConv2d) and quantizer.enabled and quantizer.is_calibrated:
             w = module.weight
-            err = (w - module.weight_quantizer(w)).pow(2).mean() / w.pow(2).mean().clamp_min(1e-12)
-            terms.append(err)
+            with torch.no_grad():
+                target = quantizer(w)
+            terms.append(((w - target) / _step_size(quantizer, w)).pow(2).mean())
     return torch.stack(terms).mean() if terms else torch.zeros(())
 
 

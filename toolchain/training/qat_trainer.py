@@ -21,7 +21,9 @@ from toolchain.distributed.model import ddp_options
 from toolchain.distributed.process import DistributedContext
 from toolchain.quantization.quantized_model import quantizers
 from toolchain.training.config import TrainConfig
-from toolchain.training.losses import distillation_loss, quantization_penalty
+from toolchain.training.distill import Distiller
+from toolchain.training.losses import quantization_penalty
+from toolchain.training.schedulers import quant_start_epoch
 from toolchain.training.trainer import Callback, Trainer
 
 logger = logging.getLogger(__name__)
@@ -33,9 +35,12 @@ class QATConfig:
 
     Attributes:
         freeze_bn_epoch: From this epoch on, BatchNorm statistics stop updating (-1: never).
-        freeze_quant_epoch: From this epoch on, learned quantizer ranges stop changing (-1: never).
+        freeze_quant_epoch: From this epoch on, learned quantizer ranges stop changing (-1: never); needs
+            quant.input.learn_amax or quant.weight.learn_amax (the qat job refuses it otherwise).
         progressive: Start epoch to module-name regex, enabling quantizers stage by stage (empty: all at
-            once), e.g. {0: 'model\\.[0-9]\\.', 1: 'model\\.(1[0-9]|2[0-1])\\.', 2: 'model\\.22\\.'}.
+            once), e.g. {0: 'model\\.[0-9]\\.', 1: 'model\\.(1[0-9]|2[0-1])\\.', 2: 'model\\.22\\.'}; the
+            stages must cover every quantized conv, and with the qat schedule's pre_quant the first stage
+            starts where its float phase ends (warmup_epochs + pre_quant).
     """
 
     freeze_bn_epoch: EpochOrNever = 0
@@ -59,7 +64,10 @@ class QATTrainer(Trainer):
         model: The calibrated fake-quant model.
         cfg: Training settings.
         qat: Freezing settings (progressive quantization is a callback, see ``toolchain.jobs.qat``).
-        teacher: The FP32 model, needed when ``cfg.loss.distill > 0`` (each rank runs it on its shard).
+        teacher: The FP32 model, needed when ``cfg.loss.distill > 0`` (each rank runs it on its shard): the
+            student's own FP32 weights, or another model with its classes (another size: its features
+            are matched through learned 1x1 adapters, trained with the student and kept in ``last.pt``).
+        teacher_name: The teacher in error messages (its file).
         callbacks: Called at fit and epoch boundaries.
         dist: This process's place in a torchrun job (``None``: one process).
         distributed: The job's lr scaling rule and loss normalisation.
@@ -68,21 +76,33 @@ class QATTrainer(Trainer):
     def __init__(
         self, model: nn.Module, cfg: TrainConfig, qat: QATConfig, teacher: nn.Module | None = None,
         callbacks: list[Callback] | None = None, dist: DistributedContext | None = None,
-        distributed: DistributedConfig | None = None,
+        distributed: DistributedConfig | None = None, teacher_name: str = "the teacher",
     ) -> None:  # fmt: skip
         if not quantizers(model):
             raise ToolchainError("QAT: the model has no quantizers; run quantize_model() and calibrate() first")
-        super().__init__(model, cfg, callbacks, dist, distributed)
-        self.qat = qat
-        self.teacher = teacher.to(self.device).eval().requires_grad_(False) if teacher is not None else None
-        if cfg.loss.distill > 0 and self.teacher is None:
+        if cfg.loss.distill > 0 and teacher is None:
             raise ToolchainError("QAT: distill > 0 needs the FP32 teacher model")
+        # before the optimizer is made (in Trainer.__init__): the adapters train with the model
+        self.distiller = (Distiller(teacher, model, cfg.loss.distill_features, teacher_name)
+                          if cfg.loss.distill > 0 else None)  # fmt: skip
+        super().__init__(model, cfg, callbacks, dist, distributed)
+        if self.distiller is not None:
+            self.distiller.to(self.device)
+            if self.dist.world_size > 1 and any(True for _ in self.distiller.parameters()):
+                raise ToolchainError("QAT: a teacher of another width (feature adapters) runs in one process only "
+                                     "for now; use a teacher of the student's width, distill_features: false, "
+                                     "or one process")  # fmt: skip
+        self.qat = qat
+
+    def extra_param_groups(self) -> list[dict]:
+        """The distillation's feature adapters (a teacher of another width), decayed as the weights."""
+        adapters = list(self.distiller.parameters()) if self.distiller is not None else []
+        return [{"params": adapters, "weight_decay": self.cfg.weight_decay}] if adapters else []
 
     def ddp_options(self) -> dict:
         """Buffers broadcast only while BatchNorm statistics update; unused parameters looked for only
         when an LSQ range can go without a gradient (its quantizer off, or frozen mid-run)."""
-        schedule = self.cfg.schedule
-        starts_off = bool(self.qat.progressive) or (schedule.name == "qat" and schedule.pre_quant > 0)
+        starts_off = bool(self.qat.progressive) or quant_start_epoch(self.cfg.schedule) > 0
         return ddp_options(self.model, self.qat.freeze_bn_epoch, self.qat.freeze_quant_epoch, starts_off)
 
     def prepare_epoch(self, epoch: int) -> None:
@@ -115,10 +135,25 @@ class QATTrainer(Trainer):
         if lc.quant_penalty > 0:
             penalty = quantization_penalty(self.model) * lc.quant_penalty * batch["img"].shape[0]
             total, out["quant_penalty"] = total + penalty, float(penalty.detach())
-        if lc.distill > 0:
-            with torch.no_grad():
-                teacher = self.teacher(batch["img"])
-            teacher = teacher[1] if isinstance(teacher, tuple) else teacher
-            distill = distillation_loss(preds, teacher, lc.distill_features) * lc.distill * batch["img"].shape[0]
+        if self.distiller is not None:
+            distill = self.distiller.loss(preds, batch["img"]) * lc.distill * batch["img"].shape[0]
             total, out["distill"] = total + distill, float(distill.detach())
         return total, out
+
+    def state(self, epoch: int) -> dict:
+        """``Trainer.state`` and the feature adapters' weights (when the teacher has another width)."""
+        state = super().state(epoch)
+        if self.extra_param_groups():
+            state["distill_adapters"] = self.distiller.state_dict()
+        return state
+
+    def load_state(self, state: dict) -> None:
+        """``Trainer.load_state``, the feature adapters' weights first (the optimizer state refers to them)."""
+        if self.extra_param_groups():
+            if "distill_adapters" not in state:
+                raise ToolchainError(
+                    "QAT resume: last.pt holds no distillation adapters, but this run's "
+                    "teacher needs them: resume with the teacher and loss it was started with"
+                )
+            self.distiller.load_state_dict(state["distill_adapters"])
+        super().load_state(state)

@@ -4,8 +4,9 @@
 - ``cosine_restarts``: cosine cycles of ``cycle`` epochs, each restarting at the base rate.
 - ``step``: multiply by ``gamma`` every ``step`` epochs.
 - ``plateau``: handled by ``ReduceLROnPlateau`` on the val metric (see ``create_scheduler``).
-- ``qat``: warm-up, ``pre_quant`` epochs at the base rate (quantizers still off, see
-  ``ProgressiveQuantization``), then cosine decay to ``lrf`` over the QAT epochs.
+- ``qat``: warm-up, ``pre_quant`` epochs at the base rate, then cosine decay to ``lrf`` over the QAT
+  epochs. With ``pre_quant`` > 0 the quantizers stay off through the warm-up and the float epochs and
+  come on with the cosine, at ``quant_start_epoch`` (``toolchain.jobs.qat`` turns them on then).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class ScheduleConfig:
         cycle: Epochs per cosine restart cycle (cosine_restarts).
         step: Epochs between decays (step).
         gamma: Decay factor (step, plateau).
-        pre_quant: Float epochs at the base rate before quantization starts (qat).
+        pre_quant: Float epochs at the base rate after the warm-up (qat); when > 0 the warm-up is float too
+            and quantization starts at warmup_epochs + pre_quant, with the cosine.
         patience: Epochs without improvement before decaying (plateau).
     """
 
@@ -59,8 +61,21 @@ def _cosine(t: float, lrf: float) -> float:
     return lrf + (1 - lrf) * 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
 
 
+def quant_start_epoch(cfg: ScheduleConfig) -> int:
+    """The first epoch with quantizers on: where the ``qat`` schedule's float phase (warm-up and
+    ``pre_quant`` epochs) ends and its cosine starts; 0 (quantized from the start, warm-up included)
+    without float epochs or for another schedule.
+
+    Example:
+        >>> quant_start_epoch(ScheduleConfig("qat", warmup_epochs=1, pre_quant=2))
+        3
+    """
+    return cfg.warmup_epochs + cfg.pre_quant if cfg.name == "qat" and cfg.pre_quant > 0 else 0
+
+
 def lr_multiplier(cfg: ScheduleConfig, epochs: int) -> Callable[[int], float]:
     """Multiplier of the base rate at each epoch (not used for ``plateau``)."""
+    cosine_start = quant_start_epoch(cfg) or cfg.warmup_epochs  # qat: the quantized epochs
 
     def factor(epoch: int) -> float:
         if epoch < cfg.warmup_epochs:
@@ -74,9 +89,9 @@ def lr_multiplier(cfg: ScheduleConfig, epochs: int) -> Callable[[int], float]:
         if cfg.name == "step":
             return cfg.gamma ** (e // cfg.step)
         if cfg.name == "qat":
-            if e < cfg.pre_quant:
+            if epoch < cosine_start:
                 return 1.0
-            return _cosine((e - cfg.pre_quant) / max(1, span - cfg.pre_quant - 1), cfg.lrf)
+            return _cosine((epoch - cosine_start) / max(1, epochs - cosine_start - 1), cfg.lrf)
         return 1.0
 
     return factor

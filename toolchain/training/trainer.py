@@ -109,11 +109,16 @@ class Trainer:
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups += self.extra_param_groups()
         for group in groups:  # saved with the optimizer: a resume at another world size rescales from it
             group[SCALED_LR] = self.rate.lr
         if self.cfg.optimizer == "AdamW":
             return torch.optim.AdamW(groups, lr=self.rate.lr, betas=(self.cfg.momentum, 0.999))
         return torch.optim.SGD(groups, lr=self.rate.lr, momentum=self.cfg.momentum, nesterov=True)
+
+    def extra_param_groups(self) -> list[dict]:
+        """Optimizer groups of parameters outside the model (a subclass's loss modules); none here."""
+        return []
 
     def ddp_options(self) -> dict:
         """``wrap_ddp``'s keyword arguments for this trainer's model (subclasses know more)."""

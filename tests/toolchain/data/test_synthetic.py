@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -8,7 +9,14 @@ import pytest
 from base.dataset import load_data_yaml, load_split
 from base.errors import ToolchainError
 from toolchain.data.scene import SceneConfig, render_scene
-from toolchain.data.signs import SIGN_CLASSES, distractor_templates, sign_templates
+from toolchain.data.signs import (
+    FINE_CLASSES,
+    SIGN_CLASSES,
+    SPEED_LIMITS,
+    class_templates,
+    distractor_templates,
+    sign_templates,
+)
 from toolchain.data.synthetic import SyntheticConfig, generate_dataset
 
 
@@ -72,3 +80,32 @@ def test_existing_folder_with_other_config_needs_force(tmp_path):
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(ToolchainError, match="synthetic data"):
         SyntheticConfig(**kwargs)
+
+
+def test_hard_mode_has_a_class_per_speed_limit_and_a_test_split(tmp_path):
+    cfg = SyntheticConfig(n_train=4, n_val=2, n_test=3, imgsz=96, min_size=6, max_size=20, max_signs=8,
+                          fine_classes=True, workers=1)  # fmt: skip
+    spec = load_data_yaml(generate_dataset(tmp_path / "hard", cfg))
+    assert spec.names == list(FINE_CLASSES) and len(spec.names) == 15
+    assert [n for n in spec.names if n.startswith("speed_limit_")] == [f"speed_limit_{v}" for v in SPEED_LIMITS]
+    test = load_split(spec, "test", strict=True)
+    assert len(test.images) == 3
+    sides = np.concatenate([r.boxes[:, 2:] - r.boxes[:, :2] for r in test.images])
+    assert sides.max() < 32  # small signs only (COCO small: under 32 px)
+    templates = class_templates(fine=True)
+    assert len(templates) == 15 and all(len(v) == 1 for v in templates[5:11])  # one limit per class
+
+
+def test_the_default_mode_draws_what_it_drew_before_the_hard_mode(tmp_path):
+    """The class list of the default mode is the one it always had: the same seed gives the same scene."""
+    assert class_templates(fine=False) == tuple(sign_templates(c) for c in range(len(SIGN_CLASSES)))
+    cfg = SyntheticConfig(n_train=2, n_val=1, imgsz=64, workers=1)
+    assert cfg.stamp() == {k: v for k, v in asdict(cfg).items() if k not in ("n_test", "max_signs", "fine_classes")}
+
+
+def test_a_folder_stamped_before_the_hard_mode_is_still_current(tmp_path):
+    cfg = SyntheticConfig(n_train=2, n_val=1, imgsz=64, workers=1)
+    data = generate_dataset(tmp_path / "old", cfg)
+    stamp = json.loads((data.parent / "generator.json").read_text())
+    assert "fine_classes" not in stamp and "n_test" not in stamp
+    assert generate_dataset(tmp_path / "old", cfg) == data  # reused: no --force needed

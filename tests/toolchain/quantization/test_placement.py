@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import numpy as np
 import torch
+from ultralytics.nn.modules.block import Bottleneck
 
 from toolchain.models.yolo import load_model
+from toolchain.quantization.calibration import calibrate
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.modules import QuantConv2d
-from toolchain.quantization.placement import QuantBottleneck, quantize_model
+from toolchain.quantization.placement import QuantBottleneck, float_copy, placement_of, quantize_model
+from toolchain.quantization.quantized_model import quantization_disabled, quantizers
 
 
 def _input_quantizer(model, name: str):
@@ -52,3 +56,20 @@ def test_quantized_model_still_runs_in_train_and_eval(tiny_checkpoint):
     assert y[0].shape == (1, 14, 84)
     model.train()
     assert set(model(torch.zeros(2, 3, 64, 64))) >= {"boxes", "scores"}
+
+
+def test_placement_of_a_quantized_model_and_its_float_copy(tiny_checkpoint):
+    model = load_model(tiny_checkpoint)
+    placed = quantize_model(model, QuantConfig.from_dict({"overrides": [{"pattern": r"model\.1\.conv", "skip": True}]}))
+    calibrate(model, [np.random.default_rng(0).random((2, 3, 64, 64), np.float32)])
+    read = placement_of(model)
+    assert (sorted(read.quantized), sorted(read.skipped)) == (sorted(placed.quantized), sorted(placed.skipped))
+    assert read.summary() == placed.summary()
+    copy = float_copy(model)
+    assert not quantizers(copy) and placement_of(copy).quantized == [] and len(placement_of(copy).skipped) == 64
+    assert type(copy.get_submodule("model.2.m.0")) is Bottleneck
+    assert isinstance(model.get_submodule("model.2.m.0"), QuantBottleneck)  # the original is kept
+    assert quantizers(model) and isinstance(model.get_submodule("model.0.conv"), QuantConv2d)
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad(), quantization_disabled(model):
+        torch.testing.assert_close(copy(images)[0], model(images)[0], rtol=0, atol=0)

@@ -7,6 +7,9 @@ import math
 import torch
 from torch import nn
 
+from toolchain.quantization.config import QuantConfig
+from toolchain.quantization.modules import QuantConv2d
+from toolchain.quantization.quantized_model import quantizers
 from toolchain.training.ema import ModelEMA
 
 
@@ -39,3 +42,14 @@ def test_an_update_moves_each_float_tensor_by_the_ramped_decay():
             torch.testing.assert_close(value, before[name] * d + source[name] * (1 - d), rtol=1e-15, atol=0)
         else:
             assert torch.equal(value, before[name]), name  # num_batches_tracked stays the copy's
+
+
+def test_the_average_computes_with_the_quantizers_the_model_has_on():
+    cfg = QuantConfig()
+    model = nn.Sequential(*(QuantConv2d.from_conv(nn.Conv2d(3, 3, 1), cfg.input, cfg.weight) for _ in range(2)))
+    ema = ModelEMA(model, decay=0.9)
+    model[1].weight_quantizer.enabled = False  # progressive quantization: a stage not yet due
+    ema.update(model)
+    assert (
+        [q.enabled for q in quantizers(ema.ema)] == [q.enabled for q in quantizers(model)] == [True, True, True, False]
+    )

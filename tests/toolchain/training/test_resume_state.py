@@ -39,14 +39,16 @@ def test_last_pt_resumes_weights_quantizers_optimizer_and_ema(tiny_dataset, tmp_
     trainer.scheduler.step()
     trainer.history.append({"epoch": 1, "map50_95": np.float64(0.25)})
 
-    ModelCheckpoint(tmp_path / "weights", {"version": 1}).on_epoch_end(trainer, 0, {"map50_95": 0.25})
+    checkpoint = ModelCheckpoint(tmp_path / "weights", {"version": 1})
+    checkpoint.on_epoch_end(trainer, 0, {"map50_95": 0.25})
+    assert not (tmp_path / "weights" / "best.pt").exists()  # a quantizer off: best.pt waits for a fully quantized epoch
     state = load_checkpoint(tmp_path / "weights" / "last.pt")
     resumed = QATTrainer(state["model"], cfg, QATConfig())
     resumed.load_state(state)
 
     assert (
         resumed.start_epoch == 1
-        and resumed.best_fitness == 0.25
+        and resumed.best_fitness is None
         and resumed.history == [{"epoch": 1, "map50_95": 0.25}]
     )
     assert _states_equal(resumed.model.state_dict(), trainer.model.state_dict())
@@ -56,5 +58,9 @@ def test_last_pt_resumes_weights_quantizers_optimizer_and_ema(tiny_dataset, tmp_
     assert all(_states_equal(saved["state"][k], loaded["state"][k]) for k in saved["state"])
     assert resumed.scheduler.state_dict() == trainer.scheduler.state_dict()
     assert resumed.ema.updates == 1 and _states_equal(resumed.ema.ema.state_dict(), trainer.ema.ema.state_dict())
+    quantizers(trainer.model)[2].enabled = True  # the last stage is due: the EMA follows at its next update
+    trainer.ema.update(trainer.model)
+    checkpoint.on_epoch_end(trainer, 1, {"map50_95": 0.2})
     best = load_model(tmp_path / "weights" / "best.pt")  # best.pt holds the EMA weights, the ones validated
-    assert _states_equal(best.state_dict(), trainer.ema.ema.state_dict())
+    assert _states_equal(best.state_dict(), trainer.ema.ema.state_dict()) and trainer.best_fitness == 0.2
+    assert all(q.enabled for q in quantizers(best)) and load_checkpoint(tmp_path / "weights" / "best.pt")["epoch"] == 1

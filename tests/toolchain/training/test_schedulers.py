@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from base.errors import ToolchainError
-from toolchain.training.schedulers import ScheduleConfig, create_scheduler, lr_multiplier
+from toolchain.training.schedulers import ScheduleConfig, create_scheduler, lr_multiplier, quant_start_epoch
 
 
 def test_cosine_with_warmup():
@@ -21,6 +21,19 @@ def test_restarts_step_and_qat():
     assert [s(e) for e in range(6)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
     q = lr_multiplier(ScheduleConfig("qat", warmup_epochs=1, pre_quant=2, lrf=0.1), epochs=6)
     assert q(0) == pytest.approx(0.1) and q(1) == q(2) == 1.0 and q(5) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 3])
+@pytest.mark.parametrize("pre_quant", [0, 1, 2])
+def test_quantization_starts_with_the_qat_cosine(warmup, pre_quant):
+    cfg = ScheduleConfig("qat", warmup_epochs=warmup, pre_quant=pre_quant, lrf=0.1)
+    f, start = lr_multiplier(cfg, epochs=warmup + pre_quant + 4), quant_start_epoch(cfg)
+    if not pre_quant:  # no float epochs: quantized from the start, warm-up included
+        assert start == 0
+        return
+    assert start == warmup + pre_quant
+    assert all(f(e) == 1.0 for e in range(warmup, start + 1)) and f(start + 1) < 1.0  # the cosine starts at 1.0
+    assert quant_start_epoch(ScheduleConfig("cosine", warmup_epochs=warmup, pre_quant=pre_quant)) == 0
 
 
 def test_plateau_reduces_on_no_improvement():
