@@ -193,7 +193,7 @@ def tile_canvas(photos: list[ImageRecord], k: int, imgsz: int) -> tuple[np.ndarr
     return canvas, out
 
 
-def _write_split(root: Path, split: str, pool: list[ImageRecord], cfg: TileConfig, rows: list) -> int:
+def _write_split(root: Path, split: str, pool: list[ImageRecord], cfg: TileConfig, rows: list) -> None:
     (root / "images" / split).mkdir(parents=True)
     (root / "labels" / split).mkdir(parents=True)
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split)])
@@ -211,7 +211,6 @@ def _write_split(root: Path, split: str, pool: list[ImageRecord], cfg: TileConfi
     uses = n * cfg.k * cfg.k / len(pool)
     logger.info("tiles %s: %d canvases, %d boxes, from %d photos (each used %.1f times)",
                 split, n, boxes, len(pool), uses)  # fmt: skip
-    return boxes
 
 
 def tile_dataset(data: str | Path, out: str | Path, cfg: TileConfig, force: bool = False) -> Path:

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -39,7 +38,8 @@ from toolchain.plots import bar_chart, range_histograms
 from toolchain.quantization.calibration import calibrated_model, calibration_batches
 from toolchain.quantization.config import QuantConfig
 from toolchain.quantization.modules import QuantConv2d
-from toolchain.quantization.quantized_model import is_quantized, quantization_disabled, quantizers
+from toolchain.quantization.placement import float_copy
+from toolchain.quantization.quantized_model import is_quantized, quantization_disabled
 from toolchain.quantization.quantizer import TensorQuantizer
 from toolchain.training.callbacks import sqnr_per_layer
 
@@ -137,18 +137,6 @@ def tensorrt_weight_bytes(model: nn.Module) -> dict[str, int]:
         scales = conv.weight_quantizer.current_amax().numel() if is_int8(conv) else 0
         int8 += weights + 4 * (biases + scales) if is_int8(conv) else 4 * (weights + biases)
     return {"fp32_bytes": fp32, "int8_bytes": int8}
-
-
-def float_copy(model: nn.Module) -> nn.Module:
-    """A float copy of a fake-quant model: its convs plain ``nn.Conv2d``, every other quantizer off."""
-    net = copy.deepcopy(model)
-    for name, module in list(net.named_modules()):
-        if isinstance(module, QuantConv2d):
-            parent, _, child = name.rpartition(".")
-            setattr(net.get_submodule(parent), child, module.to_conv())
-    for q in quantizers(net):
-        q.enabled = False
-    return net
 
 
 def int8_model(model: nn.Module, cfg: AnalyzeConfig, imgsz: int) -> tuple[nn.Module, nn.Module, str]:

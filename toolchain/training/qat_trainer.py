@@ -88,15 +88,19 @@ class QATTrainer(Trainer):
         super().__init__(model, cfg, callbacks, dist, distributed)
         if self.distiller is not None:
             self.distiller.to(self.device)
-            if self.dist.world_size > 1 and any(True for _ in self.distiller.parameters()):
+            if self.dist.world_size > 1 and self._adapters():
                 raise ToolchainError("QAT: a teacher of another width (feature adapters) runs in one process only "
                                      "for now; use a teacher of the student's width, distill_features: false, "
                                      "or one process")  # fmt: skip
         self.qat = qat
 
+    def _adapters(self) -> list[nn.Parameter]:
+        """The distillation's feature adapters' parameters (a teacher of another width); none otherwise."""
+        return list(self.distiller.parameters()) if self.distiller is not None else []
+
     def extra_param_groups(self) -> list[dict]:
-        """The distillation's feature adapters (a teacher of another width), decayed as the weights."""
-        adapters = list(self.distiller.parameters()) if self.distiller is not None else []
+        """The feature adapters, decayed as the weights."""
+        adapters = self._adapters()
         return [{"params": adapters, "weight_decay": self.cfg.weight_decay}] if adapters else []
 
     def ddp_options(self) -> dict:
@@ -143,13 +147,13 @@ class QATTrainer(Trainer):
     def state(self, epoch: int) -> dict:
         """``Trainer.state`` and the feature adapters' weights (when the teacher has another width)."""
         state = super().state(epoch)
-        if self.extra_param_groups():
+        if self._adapters():
             state["distill_adapters"] = self.distiller.state_dict()
         return state
 
     def load_state(self, state: dict) -> None:
         """``Trainer.load_state``, the feature adapters' weights first (the optimizer state refers to them)."""
-        if self.extra_param_groups():
+        if self._adapters():
             if "distill_adapters" not in state:
                 raise ToolchainError(
                     "QAT resume: last.pt holds no distillation adapters, but this run's "
