@@ -1,5 +1,9 @@
 """TensorRT engines from ONNX: FP32, FP16, INT8 (from Q/DQ, or calibrated), with a sidecar.
 
+The network, config and build are Polygraphy's loaders (NVIDIA's tested layer over TensorRT's API);
+what they lack and we need stays here: the precision plan, the DLA core, the timing cache file, the
+calibrator on our CUDA context, the layer report, the sidecar and one-line errors.
+
 The precision comes from the ONNX as much as from the request (deploy/engine/precision.py): INT8 from
 a QDQ ONNX is built strongly typed on TensorRT 10 and later, TensorRT 11 builds only strongly typed
 networks, and the sidecar records the precision the engine really has.
@@ -26,7 +30,7 @@ from deploy.engine.config import CUDA_LIBRARIES, PRECISIONS, EngineConfig, engin
 from deploy.engine.cuda import open_cuda
 from deploy.engine.inspect import layer_report
 from deploy.engine.precision import BuildPlan, OnnxTypes, plan_build
-from deploy.engine.trt import TrtFeatures, checked, import_tensorrt
+from deploy.engine.trt import TrtFeatures, checked, import_polygraphy, import_tensorrt, polygraphy_errors
 from deploy.runtime.base import check_qdq_arithmetic
 
 logger = logging.getLogger(__name__)
@@ -41,48 +45,36 @@ class _Built:
     shapes: tuple | None  # the optimization profile (min, opt, max) of a dynamic batch
 
 
-def _network_flags(trt, plan: BuildPlan, features: TrtFeatures) -> int:
-    flags = 0
-    if features.explicit_batch_flag:  # 8.x; implicit (and deprecated) from 10, gone in 11
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    if plan.strongly_typed:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    return flags
+def shapes_of(input_, cfg: EngineConfig) -> tuple:
+    """The (min, opt, max) profile of the network input: the requested batches, or its one static shape."""
+    return profile_shapes(tuple(input_.shape), cfg) or (tuple(input_.shape),) * 3
 
 
-def _parse(parser, onnx: Path) -> None:
-    if not parser.parse(onnx.read_bytes(), str(onnx)):  # the path lets the parser find external weights
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ToolchainError(f"{onnx}: TensorRT's ONNX parser failed: {errors}")
+def _config_loader(poly, trt, cfg: EngineConfig, plan: BuildPlan, input_, calibrator):
+    """Polygraphy's CreateConfig for this plan: flags (weakly typed builds only), workspace, the profile (of a
+    dynamic batch, or the static shape), detailed profiling, the calibrator. TF32 stays as TensorRT and trtexec
+    default it (on), where this version has the flag."""
+    shapes = shapes_of(input_, cfg)
+    return poly.CreateConfig(
+        fp16="FP16" in plan.flags, int8="INT8" in plan.flags, tf32=hasattr(trt.BuilderFlag, "TF32"),
+        profiles=[poly.Profile().add(input_.name, *shapes)], calibrator=calibrator, memory_pool_limits={
+            trt.MemoryPoolType.WORKSPACE: int(cfg.workspace_gib * (1 << 30))},
+        profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
+        use_dla=cfg.dla_core is not None, allow_gpu_fallback=cfg.dla_core is not None,
+    )  # fmt: skip
 
 
-def _set_precision_flags(trt, config, plan: BuildPlan) -> None:
-    """Weakly typed builds only: a strongly typed network takes its precisions from the ONNX (11.x has no flags)."""
-    if "FP16" in plan.flags:
-        config.set_flag(trt.BuilderFlag.FP16)
-    if "INT8" in plan.flags:
-        config.set_flag(trt.BuilderFlag.INT8)
-
-
-def _set_dla(trt, builder, config, cfg: EngineConfig) -> None:
+def _check_dla(builder, cfg: EngineConfig, config) -> None:
+    """Polygraphy builds for DLA core 0 and only warns without one: the requested core, or a one-line refusal."""
     if cfg.dla_core is None:
         return
     if cfg.dla_core >= builder.num_DLA_cores:
         raise ToolchainError(f"engine: DLA core {cfg.dla_core} requested, this device has {builder.num_DLA_cores}")
-    config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = cfg.dla_core
-    config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-
-
-def _calibrator(trt, config, cfg: EngineConfig, input_shape: tuple, gpu):
-    shape = tuple(max(1, d) for d in input_shape)
-    batcher = ImageBatcher(cfg.calib_images, (cfg.opt_batch, *shape[1:]), cfg.calib_batches)
-    calibrator = entropy_calibrator(trt, batcher, cfg.calib_cache, gpu)
-    config.int8_calibrator = calibrator
-    return calibrator
 
 
 def _timing_cache(config, cfg: EngineConfig):
+    """Our file, read and set here (Polygraphy neither checks what TensorRT returns nor writes atomically)."""
     if not cfg.timing_cache:
         return None
     path = Path(cfg.timing_cache)
@@ -95,37 +87,36 @@ def _timing_cache(config, cfg: EngineConfig):
     return cache
 
 
-def _configure(trt, builder, config, cfg: EngineConfig, plan: BuildPlan, input_, gpu):
-    """Workspace, verbosity, precision flags, profile, DLA, calibrator (returned, to close after the build)."""
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(cfg.workspace_gib * (1 << 30)))
-    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    _set_precision_flags(trt, config, plan)
-    shapes = profile_shapes(tuple(input_.shape), cfg)
-    if shapes is not None:
-        profile = builder.create_optimization_profile()
-        profile.set_shape(input_.name, *shapes)
-        checked(config.add_optimization_profile(profile), f"engine: TensorRT refused the optimization profile {shapes}")
-    _set_dla(trt, builder, config, cfg)
-    return _calibrator(trt, config, cfg, tuple(input_.shape), gpu) if plan.int8_source == "calibration" else None
+def _calibrator(trt, cfg: EngineConfig, input_shape: tuple, gpu):
+    shape = tuple(max(1, d) for d in input_shape)
+    batcher = ImageBatcher(cfg.calib_images, (cfg.opt_batch, *shape[1:]), cfg.calib_batches)
+    return entropy_calibrator(trt, batcher, cfg.calib_cache, gpu)
 
 
-def _build(trt, onnx: Path, cfg: EngineConfig, plan: BuildPlan, features: TrtFeatures, gpu) -> _Built:
-    """Parse and build; every TensorRT object is made and dropped here, in the caller's CUDA context."""
-    trt_logger = trt.Logger(trt.Logger.WARNING)
-    builder = checked(trt.Builder(trt_logger), f"TensorRT {trt.__version__} cannot create a builder (no usable GPU?)")
-    network = checked(builder.create_network(_network_flags(trt, plan, features)), "TensorRT: create_network failed")
-    parser = checked(trt.OnnxParser(network, trt_logger), "TensorRT: cannot create the ONNX parser")
-    _parse(parser, onnx)
-    config = checked(builder.create_builder_config(), "TensorRT: create_builder_config failed")
+def _build(trt, onnx: Path, cfg: EngineConfig, plan: BuildPlan, gpu) -> _Built:
+    """Parse, configure and build through Polygraphy, in the caller's CUDA context; returns the serialized engine.
+
+    Polygraphy's loaders do what TensorRT's samples do (network flags per version, parser errors, profiles,
+    builder flags, the build); kept here: the plan (which precision and typing), the DLA core, the timing
+    cache file, the calibrator on our CUDA helper, and a one-line ToolchainError for every failure.
+    """
+    poly = import_polygraphy()
+    with polygraphy_errors(f"{onnx}: TensorRT's ONNX parser failed"):
+        builder, network, parser = poly.NetworkFromOnnxPath(str(onnx), strongly_typed=plan.strongly_typed)()
     input_ = network.get_input(0)
-    calibrator = _configure(trt, builder, config, cfg, plan, input_, gpu)
-    timing_cache = _timing_cache(config, cfg)
+    calibrator = _calibrator(trt, cfg, tuple(input_.shape), gpu) if plan.int8_source == "calibration" else None
     try:
-        serialized = builder.build_serialized_network(network, config)
+        with polygraphy_errors("engine: TensorRT refused the build configuration"):
+            config = _config_loader(poly, trt, cfg, plan, input_, calibrator)(builder, network)
+        if config.num_optimization_profiles < 1:  # Polygraphy does not check add_optimization_profile's index
+            raise ToolchainError(f"engine: TensorRT refused the optimization profile {shapes_of(input_, cfg)}")
+        _check_dla(builder, cfg, config)
+        timing_cache = _timing_cache(config, cfg)
+        with polygraphy_errors(f"{onnx}: TensorRT failed to build the engine; see its log above"):
+            serialized = poly.EngineBytesFromNetwork((builder, network, parser), config=config)()
     finally:
         if calibrator is not None:
             calibrator.close()
-    checked(serialized, f"{onnx}: TensorRT failed to build the engine; see its log above")
     return _Built(
         engine=bytes(serialized), timing_cache=bytes(timing_cache.serialize()) if timing_cache is not None else None,
         input_name=input_.name, input_shape=list(input_.shape), shapes=profile_shapes(tuple(input_.shape), cfg),
@@ -134,8 +125,9 @@ def _build(trt, onnx: Path, cfg: EngineConfig, plan: BuildPlan, features: TrtFea
 
 def _inspect(trt, path: Path, built: _Built) -> dict:
     """The layer report; with a dynamic batch, of a context at the profile's opt shape (formats need shapes)."""
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = checked(runtime.deserialize_cuda_engine(path.read_bytes()), f"{path}: TensorRT cannot load its engine")
+    poly = import_polygraphy()
+    with polygraphy_errors(f"{path}: TensorRT cannot load its engine"):
+        engine = poly.EngineFromBytes(path.read_bytes())()
     inspector = checked(engine.create_engine_inspector(), f"{path}: TensorRT has no inspector for this engine")
     if built.shapes is not None:
         context = checked(engine.create_execution_context(), f"{path}: cannot create an execution context")
@@ -143,7 +135,18 @@ def _inspect(trt, path: Path, built: _Built) -> dict:
         checked(context.set_input_shape(built.input_name, opt), f"{path}: TensorRT refused the opt shape {opt}")
         inspector.execution_context = context
     report = layer_report(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+    if built.shapes is not None:  # the sidecar says the profile the engine has, not the one asked for
+        built.shapes = _engine_profile(engine, built.input_name)
     return {**report.to_dict(), "summary": report.summary()}
+
+
+def _engine_profile(engine, name: str) -> tuple:
+    """Profile 0 of input ``name`` as the engine reports it (8.6+ by name; 8.5 by binding index)."""
+    if hasattr(engine, "get_tensor_profile_shape"):
+        shapes = engine.get_tensor_profile_shape(name, 0)
+    else:
+        shapes = engine.get_profile_shape(0, engine.get_binding_index(name))
+    return tuple(tuple(int(d) for d in s) for s in shapes)
 
 
 def device_description(cuda: str = "pycuda") -> tuple[str, str]:
@@ -180,7 +183,7 @@ def engine_from_onnx(onnx: str | Path, cfg: EngineConfig, out: str | Path | None
     gpu = open_cuda(cfg.cuda)
     try:
         with gpu.activate():  # current before trt.Builder exists: TensorRT and the calibrator share it
-            built = _build(trt, onnx, cfg, plan, features, gpu)
+            built = _build(trt, onnx, cfg, plan, gpu)
             with atomic_path(out) as tmp:
                 tmp.write_bytes(built.engine)
             if built.timing_cache is not None:

@@ -1,4 +1,4 @@
-"""Lazy imports of TensorRT, pycuda and cuda-python; what the installed TensorRT can do; checked calls.
+"""Lazy imports of TensorRT, Polygraphy, pycuda and cuda-python; what the installed TensorRT can do; checked calls.
 
 Versions differ in what exists, not only in what is deprecated: TensorRT 10 dropped the bindings API
 and made EXPLICIT_BATCH implicit; TensorRT 11 dropped the INT8/FP16 builder flags and the calibrators
@@ -9,6 +9,10 @@ branches on it. tests/deploy/engine/test_real_api.py runs every path against NVI
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from base.errors import ToolchainError
@@ -26,6 +30,46 @@ def import_tensorrt():
             f"x86_64 or JetPack on a Jetson; {CPU_ALTERNATIVE}"
         ) from exc
     return trt
+
+
+def import_polygraphy() -> types.SimpleNamespace:
+    """Polygraphy's TensorRT loaders (NVIDIA's own tested layer), its logger on Python's ``logging``.
+
+    Polygraphy imports TensorRT lazily itself; its log goes through the ``Polygraphy`` logger (stderr under
+    our CLIs), so stdout keeps only what our commands print.
+
+    Raises:
+        ToolchainError: Polygraphy is not installed.
+    """
+    try:
+        from polygraphy.backend import trt as loaders
+        from polygraphy.logger import G_LOGGER
+    except ImportError as exc:
+        raise ToolchainError(
+            "Polygraphy is not installed: pip install 'polygraphy>=0.49' (NVIDIA's TensorRT container has it; the "
+            f"images of docker/ install it); {CPU_ALTERNATIVE}"
+        ) from exc
+    if not G_LOGGER.use_python_logging_system:
+        G_LOGGER.use_python_logging_system = True
+        for level, name in ((G_LOGGER.START, "START"), (G_LOGGER.FINISH, "FINISH")):  # between INFO and WARNING
+            logging.addLevelName(level, name)
+        G_LOGGER.module_severity = G_LOGGER.WARNING if logging.getLogger().level > logging.INFO else G_LOGGER.INFO
+    return types.SimpleNamespace(
+        NetworkFromOnnxPath=loaders.NetworkFromOnnxPath, CreateConfig=loaders.CreateConfig, Profile=loaders.Profile,
+        EngineBytesFromNetwork=loaders.EngineBytesFromNetwork, EngineFromBytes=loaders.EngineFromBytes,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def polygraphy_errors(context: str) -> Iterator[None]:
+    """A Polygraphy failure (``G_LOGGER.critical``: the details are in its log) as a one-line ToolchainError."""
+    from polygraphy.exception import PolygraphyException
+
+    try:
+        yield
+    except PolygraphyException as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ToolchainError(f"{context}: {lines[0] if lines else type(exc).__name__}") from exc
 
 
 def import_pycuda():

@@ -90,10 +90,12 @@ def fake_gpu(version: str | None = "11.4", *, version_string: str | None = None,
             elif hasattr(bindings, attr):
                 delattr(bindings, attr)  # then `from cuda.bindings import runtime` finds None: ImportError
     sys.meta_path.insert(0, finder)
+    forget_tensorrt_in_polygraphy()
     try:
         yield gpu
     finally:
         sys.meta_path.remove(finder)
+        forget_tensorrt_in_polygraphy()
         for name, module in saved.items():
             if module is _MISSING:
                 sys.modules.pop(name, None)
@@ -107,3 +109,22 @@ def fake_gpu(version: str | None = "11.4", *, version_string: str | None = None,
 
 
 _MISSING = object()
+
+
+def forget_tensorrt_in_polygraphy() -> None:
+    """Make Polygraphy import ``tensorrt`` again: its lazy modules keep the first module they imported, and
+    its TensorRT logger is an instance of that module's ``ILogger``. The fake of another version (or none)
+    replaces the module in ``sys.modules``; Polygraphy must then see that one, as a fresh process would."""
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("polygraphy") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if type(value).__name__ == "LazyModule" and _lazy_module_name(value) == "tensorrt":
+                object.__setattr__(value, "module", None)
+        if name == "polygraphy.backend.trt.util":
+            module.TRT_LOGGER = None
+
+
+def _lazy_module_name(lazy) -> str | None:
+    imported = vars(lazy).get("module")
+    return getattr(imported, "__name__", None) if imported is not None else None

@@ -7,8 +7,8 @@ call returns an object of its declared return type, so chained calls go on with 
 What objects *do* (parse an ONNX, build, run) comes from ``tests/fakes/trt_behaviour.py``; a member
 without a behaviour returns its type's neutral value (``True`` for a status, ``0``, a new object).
 
-Each attribute read by code under ``deploy/`` is recorded in ``CallLog`` with its file and line:
-the number of TensorRT call sites a run executes.
+Each attribute read by code under ``deploy/`` or by Polygraphy (which our builder calls) is recorded in
+``CallLog`` with its file and line: the number of TensorRT call sites a run executes, ours and Polygraphy's.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.fakes.trt_api import NO_CONSTRUCTOR, load_dump, parse_signatures, sho
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = str(REPO / "deploy") + os.sep
+POLYGRAPHY = f"{os.sep}polygraphy{os.sep}"
 DATA_TYPE_ALIASES = {"float32": "FLOAT", "float16": "HALF", "bfloat16": "BF16", "int8": "INT8", "int32": "INT32",
                      "int64": "INT64", "bool": "BOOL", "uint8": "UINT8", "fp8": "FP8", "int4": "INT4", "fp4": "FP4",
                      "e8m0": "E8M0"}  # fmt: skip
@@ -43,9 +44,12 @@ class CallLog:
 
     def record(self, api: str, frame) -> None:
         filename = frame.f_code.co_filename
-        if not filename.startswith(DEPLOY):
+        if filename.startswith(DEPLOY):
+            key = (os.path.relpath(filename, REPO), frame.f_lineno)
+        elif POLYGRAPHY in filename:  # NVIDIA's layer, called by ours: "polygraphy/backend/trt/config.py"
+            key = (filename[filename.index(POLYGRAPHY) + 1 :], frame.f_lineno)
+        else:
             return
-        key = (os.path.relpath(filename, REPO), frame.f_lineno)
         with self._lock:
             self.sites.setdefault(key, set()).add(api)
             self.functions[key] = frame.f_code.co_name
@@ -214,7 +218,18 @@ class FakeTensorRT:
                 namespace[member] = type(member, (), {"__module__": f"tensorrt.{name}"})
             else:
                 namespace[member] = self._make_property(name, member)
+        namespace.update(self._sequence_protocol(name))
         return FakeMeta(name, bases, namespace)
+
+    def _sequence_protocol(self, cls_name: str) -> dict:
+        """``len(network)`` and ``network[i]``: pybind11 methods of the real classes that the dumps leave out
+        (they list no dunder), given where a behaviour says what they return (``Class.__len__``)."""
+        api, methods = self, {}
+        if f"{cls_name}.__len__" in self.behaviours:
+            methods["__len__"] = lambda obj: api.behaviours[f"{cls_name}.__len__"](api, obj)
+        if f"{cls_name}.__getitem__" in self.behaviours:
+            methods["__getitem__"] = lambda obj, i: api.behaviours[f"{cls_name}.__getitem__"](api, obj, i)
+        return methods
 
     def _make_method(self, cls_name: str, name: str, sig: str):
         api, key = self, f"{cls_name}.{name}"

@@ -188,8 +188,9 @@ def runner_bindings(tmp: Path) -> FakeGpu:
     return gpu
 
 
-def call_sites(version: str) -> tuple[int, int, int, int, list[str]]:
-    """(paths run, TensorRT call sites, distinct TensorRT names, pycuda/cuda-python call sites, failed paths)."""
+def call_sites(version: str) -> tuple[int, int, int, int, int, list[str]]:
+    """(paths run, TensorRT call sites in deploy/, in Polygraphy, distinct TensorRT names, pycuda/cuda-python
+    call sites, failed paths)."""
     sites, names, cuda_sites, failed = {}, set(), set(), []
     runs = [(name, None) for name in PATHS] + ([("runner_bindings", BINDINGS_VERSION)] if version == "8.6" else [])
     for name, version_string in runs:
@@ -203,15 +204,17 @@ def call_sites(version: str) -> tuple[int, int, int, int, list[str]]:
             sites.setdefault(site, set()).update(api)
         names |= gpu.trt.log.names()
         cuda_sites |= set(gpu.cuda_log.sites)
-    return len(runs), len(sites), len(names), len(cuda_sites), failed
+    ours = sum(1 for file, _ in sites if file.startswith("deploy"))
+    return len(runs), ours, len(sites) - ours, len(names), len(cuda_sites), failed
 
 
 def main() -> int:
     failures = 0
     for version in VERSIONS:
-        runs, count, names, cuda, failed = call_sites(version)
-        print(f"TensorRT {version}: {runs - len(failed)}/{runs} paths passed, {count} TensorRT call sites executed "
-              f"({names} distinct API names), {cuda} pycuda/cuda-python call sites")  # fmt: skip
+        runs, ours, theirs, names, cuda, failed = call_sites(version)
+        print(f"TensorRT {version}: {runs - len(failed)}/{runs} paths passed, TensorRT call sites executed: {ours} "
+              f"in deploy/, {theirs} in Polygraphy ({names} distinct API names); {cuda} pycuda/cuda-python call "
+              "sites")  # fmt: skip
         for line in failed:
             print(f"  FAILED {line}")
         failures += len(failed)

@@ -71,7 +71,12 @@ def create_network(api, self, flags=0):
 
 
 def create_builder_config(api, self):
-    return api.new("IBuilderConfig", flags=set(), profiles=[], pools={})
+    """A config with TensorRT's documented defaults for the properties a builder (Polygraphy's too) reads."""
+    enum = lambda cls, *names: next(api.classes[cls].__members__[n] for n in names if n in api.classes[cls].__members__)  # noqa: E731
+    defaults = {"DLA_core": -1, "default_device_type": enum("DeviceType", "GPU"),
+                "engine_capability": enum("EngineCapability", "STANDARD", "DEFAULT"),
+                "profiling_verbosity": enum("ProfilingVerbosity", "LAYER_NAMES_ONLY")}  # fmt: skip
+    return api.new("IBuilderConfig", flags=set(), profiles=[], pools={}, **defaults)
 
 
 def build_serialized_network(api, self, network, config):
@@ -200,8 +205,37 @@ def parse(api, self, model, path=None) -> bool:
     return True
 
 
+def parse_from_file(api, self, model) -> bool:
+    """What Polygraphy's NetworkFromOnnxPath calls (the path lets TensorRT find external weights)."""
+    try:
+        data = open(model, "rb").read()
+    except OSError as exc:
+        api.state(self)["errors"].append(f"ModelImporter: cannot open {model}: {exc}")
+        return False
+    return parse(api, self, data, model)
+
+
 def _tensor(api, spec):
-    return api.new("ITensor", name=spec.name, shape=tuple(spec.shape), dtype=api.classes["DataType"].__members__[spec.dtype])
+    return api.new("ITensor", name=spec.name, shape=tuple(spec.shape), is_shape_tensor=False,
+                   dtype=api.classes["DataType"].__members__[spec.dtype])
+
+
+LAYER_TYPES = {"Conv": "CONVOLUTION", "QuantizeLinear": "QUANTIZE", "DequantizeLinear": "DEQUANTIZE",
+               "Sigmoid": "ACTIVATION", "Relu": "ACTIVATION", "Add": "ELEMENTWISE", "Mul": "ELEMENTWISE",
+               "Concat": "CONCATENATION", "Reshape": "SHUFFLE", "Transpose": "SHUFFLE", "Cast": "CAST",
+               "ReduceMean": "REDUCE", "GlobalAveragePool": "POOLING", "MaxPool": "POOLING"}  # fmt: skip
+
+
+def network_layer(api, self, index: int):
+    """``network[i]`` / ``get_layer(i)``: one layer per ONNX node, typed as TensorRT's parser would make it."""
+    nodes = _network_spec(api, self).nodes
+    if not -len(nodes) <= index < len(nodes):
+        raise IndexError(f"layer index {index} out of range for a network of {len(nodes)} layers")
+    name, op = nodes[index]
+    kinds = api.classes["LayerType"].__members__
+    kind = kinds.get(LAYER_TYPES.get(op, "PLUGIN_V2")) or kinds.get("IDENTITY")
+    return api.new("ILayer", name=name, type=kind, precision_is_set=False,
+                   precision=api.classes["DataType"].__members__["FLOAT"])  # fmt: skip
 
 
 def _network_spec(api, network):
@@ -386,6 +420,7 @@ BEHAVIOURS: dict = {
     "IBuilderConfig.add_optimization_profile": add_optimization_profile,
     "IBuilderConfig.create_timing_cache": create_timing_cache,
     "IBuilderConfig.set_timing_cache": set_timing_cache,
+    "IBuilderConfig.num_optimization_profiles": lambda api, self: len(api.state(self)["profiles"]),
     "IBuilderConfig.get_timing_cache": lambda api, self: api.state(self).get("timing_cache"),
     "IBuilderConfig.int8_calibrator=": calibrator_setter,
     "IBuilderConfig.int8_calibrator": lambda api, self: None,
@@ -394,10 +429,15 @@ BEHAVIOURS: dict = {
     "IHostMemory.nbytes": lambda api, self: len(self),
     "OnnxParser.__init__": parser_init,
     "OnnxParser.parse": parse,
+    "OnnxParser.parse_from_file": parse_from_file,
     "OnnxParser.num_errors": lambda api, self: len(api.state(self)["errors"]),
     "OnnxParser.get_error": lambda api, self, i: Opaque("IParserError", api.state(self)["errors"][i]),
     "INetworkDefinition.num_inputs": lambda api, self: len(_network_spec(api, self).inputs),
     "INetworkDefinition.num_outputs": lambda api, self: len(_network_spec(api, self).outputs),
+    "INetworkDefinition.num_layers": lambda api, self: len(_network_spec(api, self).nodes),
+    "INetworkDefinition.get_layer": network_layer,
+    "INetworkDefinition.__len__": lambda api, self: len(_network_spec(api, self).nodes),
+    "INetworkDefinition.__getitem__": network_layer,
     "INetworkDefinition.get_input": lambda api, self, i: _tensor(api, _network_spec(api, self).inputs[i]),
     "INetworkDefinition.get_output": lambda api, self, i: _tensor(api, _network_spec(api, self).outputs[i]),
     "Runtime.__init__": runtime_init,

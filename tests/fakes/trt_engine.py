@@ -49,6 +49,7 @@ class NetworkSpec:
     inputs: list[TensorSpec] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)  # {"name", "op", "quantized", "dtype"}
+    nodes: list[tuple[str, str]] = field(default_factory=list)  # (name, ONNX op) of every node, Q/DQ too
     qdq: bool = False
     float16: bool = False
 
@@ -80,6 +81,7 @@ def network_from_onnx(model_bytes: bytes) -> NetworkSpec:
     spec.float16 = "HALF" in types.values() or any(
         a.name == "to" and a.i == TensorProto.FLOAT16 for n in graph.node if n.op_type == "Cast" for a in n.attribute
     )
+    spec.nodes = [(node.name or f"{node.op_type}_{i}", node.op_type) for i, node in enumerate(graph.node)]
     for i, node in enumerate(graph.node):
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             continue
@@ -180,7 +182,7 @@ def inspector_json(engine: dict, shapes: dict[str, list[int]] | None) -> str:
     with dynamic inputs and no shapes, formats are not known ("N/A due to dynamic shapes").
     """
     family = 11 if engine["version"].startswith("11.") else 10 if engine["version"].startswith("10.") else 8
-    dynamic = bool(engine["profile"]) and not shapes
+    dynamic = any(d < 0 for t in engine["inputs"] for d in t["shape"]) and not shapes  # a profile alone: not dynamic
     io = engine["inputs"] + engine["outputs"]
     if not engine["detailed"]:
         layers = [layer["name"] for layer in engine["layers"]]

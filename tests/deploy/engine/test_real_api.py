@@ -37,15 +37,14 @@ def test_the_85_runner_uses_the_bindings_api(tmp_path):
 
 BUILD, RUNTIME, CUDA, PRECISION = "deploy.engine.build", "deploy.runtime.tensorrt", "deploy.engine.cuda", "deploy.engine.precision"
 PLANTS = {
-    "INT8 flag unguarded, on 11.4": (BUILD, '    if "INT8" in plan.flags:\n        config.set_flag(trt.BuilderFlag.INT8)',
-                                     "    config.set_flag(trt.BuilderFlag.INT8)", "11.4", "int8_from_qdq", AttributeError),
-    "FP16 flag unguarded, on 11.4": (BUILD, '    if "FP16" in plan.flags:\n        config.set_flag(trt.BuilderFlag.FP16)',
-                                     "    config.set_flag(trt.BuilderFlag.FP16)", "11.4", "fp32", AttributeError),
-    "STRONGLY_TYPED (10+) unguarded, on 8.6": (
-        BUILD, "    if plan.strongly_typed:\n        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)",
-        "    flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)", "8.6", "fp32", AttributeError),
-    "EXPLICIT_BATCH (removed in 11) unguarded, on 11.4": (
-        BUILD, "    if features.explicit_batch_flag:", "    if True:", "11.4", "fp32", AttributeError),
+    # What our builder decides and hands to Polygraphy (it raises PolygraphyException: our ToolchainError)
+    "INT8 flag unguarded, on 11.4": (BUILD, 'int8="INT8" in plan.flags', "int8=True", "11.4", "int8_from_qdq",
+                                     ToolchainError),
+    "FP16 flag unguarded, on 11.4": (BUILD, 'fp16="FP16" in plan.flags', "fp16=True", "11.4", "fp32", ToolchainError),
+    "STRONGLY_TYPED (10+) unguarded, on 8.6": (BUILD, "strongly_typed=plan.strongly_typed)", "strongly_typed=True)",
+                                               "8.6", "fp32", ToolchainError),
+    "the dynamic batch's profile dropped, on 10.3": (BUILD, "profiles=[poly.Profile().add(input_.name, *shapes)]",
+                                                     "profiles=None", "10.3", "dynamic_batch", ToolchainError),
     "calibration unguarded, on 11.4": (PRECISION, "    if not features.calibrators:", "    if False:", "11.4",
                                        "calibrated_int8", AttributeError),
     "execute_async_v2 (removed in 10) on 10.3": (
@@ -57,9 +56,9 @@ PLANTS = {
         "10.0", "runner_v3_pycuda", TypeError),
     "an argument missing, on 10.8": (BUILD, "config.set_timing_cache(cache, False)", "config.set_timing_cache(cache)",
                                      "10.8", "timing_cache", TypeError),
-    "a wrong enum, on 10.13": (BUILD, "config.set_flag(trt.BuilderFlag.GPU_FALLBACK)",
-                               "config.set_flag(trt.DeviceType.DLA)", "10.13", "dla", TypeError),
-    "a typo, on 8.6": (BUILD, "config.set_memory_pool_limit(", "config.set_memory_pool_limt(", "8.6", "fp32",
+    "a wrong enum, on 10.13": (BUILD, "trt.MemoryPoolType.WORKSPACE:", "trt.DeviceType.DLA:", "10.13", "dla",
+                               TypeError),
+    "a typo, on 8.6": (BUILD, "trt.MemoryPoolType.WORKSPACE:", "trt.MemoryPoolType.WORKSPAC:", "8.6", "fp32",
                        AttributeError),
     "the bindings API (8.x only) forced, on 10.3": (
         RUNTIME, "self.bindings_api = self.features.bindings_api", "self.bindings_api = True", "10.3",
@@ -82,12 +81,12 @@ RUNNER_CALLS = {
     "ICudaEngine.create_execution_context": "cannot create an execution context",
 }
 BUILD_CALLS = {
-    "OnnxParser.parse": ("fp32", "TensorRT's ONNX parser failed"),
+    "OnnxParser.parse_from_file": ("fp32", "TensorRT's ONNX parser failed"),
     "Builder.build_serialized_network": ("fp32", "TensorRT failed to build the engine"),
     "IBuilderConfig.set_timing_cache": ("timing_cache", "rejected this timing cache"),
     "IBuilderConfig.add_optimization_profile": ("dynamic_batch", "refused the optimization profile"),
     "IExecutionContext.set_input_shape": ("dynamic_batch", "refused the opt shape"),
-    "Builder.create_network": ("fp32", "create_network failed"),
+    "Builder.create_network": ("fp32", "Invalid network"),
 }
 
 
