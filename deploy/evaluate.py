@@ -22,8 +22,9 @@ from tqdm import tqdm
 from base.dataset import Split
 from base.errors import ToolchainError
 from deploy.bootstrap import MatchTable
-from deploy.postprocess import Detections, PostprocessConfig, postprocess
-from deploy.preprocess import preprocess
+from deploy.end_to_end import warn_if_graph_differs
+from deploy.postprocess import END_TO_END_OUTPUTS, Detections, PostprocessConfig, from_end_to_end, postprocess
+from deploy.preprocess import Preprocessor
 from deploy.runtime.base import Runner
 
 logger = logging.getLogger(__name__)
@@ -75,24 +76,34 @@ class EvalResult:
 def predict_split(
     runner: Runner, split: Split, imgsz: int | None = None, cfg: PostprocessConfig | None = None, batch: int = 1
 ) -> list[Detections]:
-    """Run the runner over every image of a split and return its detections in image order."""
+    """Run the runner over every image of a split and return its detections in image order.
+
+    An end-to-end model (``runner.end_to_end``) gets uint8 images and its detections are only mapped back.
+    """
     cfg = cfg or PostprocessConfig()
-    _, _, h, w = runner.input_shape
+    h, w = runner.image_size
     if h is None or w is None:
         if imgsz is None:
             raise ToolchainError(f"{runner.name}: the model's input size is dynamic; pass imgsz")
         h = w = imgsz
+    e2e = runner.end_to_end
+    if e2e:
+        warn_if_graph_differs(getattr(runner, "path", None), cfg)
     batch = runner.max_batch or batch
+    prep = Preprocessor((h, w), batch, uint8_nhwc=e2e, allocate=runner.host_buffer)
     out: list[Detections] = []
     records = split.images
     for start in tqdm(range(0, len(records), batch), desc=f"eval {runner.name}", unit="batch", leave=False):
         chunk = records[start : start + batch]
         images = [cv2.imread(str(r.path), cv2.IMREAD_COLOR) for r in chunk]
-        tensor, metas = preprocess(images, (h, w))
+        tensor, metas = prep(images)
         if len(chunk) < batch and runner.max_batch:
             tensor = np.concatenate([tensor, np.zeros((batch - len(chunk), *tensor.shape[1:]), tensor.dtype)])
-        pred = runner.infer(tensor)[0][: len(chunk)]
-        out += postprocess(pred, metas, cfg)
+        outputs = [o[: len(chunk)] for o in runner.infer(tensor)]
+        if e2e:
+            out += from_end_to_end(dict(zip(runner.output_names or END_TO_END_OUTPUTS, outputs)), metas, cfg)
+        else:
+            out += postprocess(outputs[0], metas, cfg)
     return out
 
 

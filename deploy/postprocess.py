@@ -3,6 +3,9 @@
 The head output is ``[B, 4 + nc, N]``: box centre, width and height in input pixels, then one
 sigmoid score per class, for the ``N`` anchor points of the three strides. Defaults follow
 ``yolo val`` (conf 0.001, IoU 0.7, 300 detections, one candidate per box and class above conf).
+
+An end-to-end model (``deploy/end_to_end.py``) has done decode and NMS in its graph: its outputs
+``END_TO_END_OUTPUTS`` only need mapping back to the original image (``from_end_to_end``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from deploy.preprocess import LetterboxMeta
 
 # Class offset that keeps boxes of different classes apart in one NMS pass (as ultralytics does).
 CLASS_OFFSET = 7680.0
+END_TO_END_OUTPUTS = ("det_boxes", "det_scores", "det_classes", "num_dets")
+"""Outputs of an end-to-end graph, per image: ``det_boxes [B, K, 4]`` float32 ``x0 y0 x1 y1`` in input
+pixels, ``det_scores [B, K]`` float32 sorted high to low, ``det_classes [B, K]`` int32, ``num_dets [B]``
+int32; rows from ``num_dets`` on are padding (boxes and scores 0, class -1)."""
 
 
 @dataclass(frozen=True)
@@ -134,4 +141,26 @@ def postprocess(pred: np.ndarray, metas: list[LetterboxMeta], cfg: PostprocessCo
         boxes, scores, classes = decode(image_pred, cfg)
         keep = nms(boxes, scores, classes, cfg.iou, cfg.max_det)
         out.append(Detections(scale_boxes(boxes[keep], meta), scores[keep], classes[keep]))
+    return out
+
+
+def from_end_to_end(
+    outputs: dict[str, np.ndarray], metas: list[LetterboxMeta], cfg: PostprocessConfig
+) -> list[Detections]:
+    """Detections of an end-to-end graph's outputs (``END_TO_END_OUTPUTS`` by name), mapped back to each image.
+
+    The graph has applied its own conf, IoU and ``max_det``; here only a stricter ``cfg.conf``, a
+    smaller ``cfg.max_det`` and ``cfg.classes`` (after the graph's ``max_det``) still apply.
+    """
+    out = []
+    for i, meta in enumerate(metas):
+        n = int(outputs["num_dets"][i])
+        scores = outputs["det_scores"][i, :n].astype(np.float32)
+        keep = np.flatnonzero(scores > cfg.conf)
+        classes = outputs["det_classes"][i, keep].astype(np.int64)
+        if cfg.classes is not None:
+            keep, classes = keep[np.isin(classes, cfg.classes)], classes[np.isin(classes, cfg.classes)]
+        keep, classes = keep[: cfg.max_det], classes[: cfg.max_det]
+        boxes = outputs["det_boxes"][i, keep].astype(np.float32).reshape(-1, 4)
+        out.append(Detections(scale_boxes(boxes, meta), scores[keep], classes))
     return out

@@ -225,9 +225,17 @@ def _write_sidecar(onnx: Path, out: Path, cfg: EngineConfig, plan: BuildPlan, ty
         extra={"tensorrt": version, "gpu": device[0], "compute_capability": device[1],
                "input_shape": built.input_shape, "profile": [list(s) for s in built.shapes] if built.shapes else None,
                "onnx_sha256": file_sha256(onnx), "onnx_types": asdict(types), "strongly_typed": plan.strongly_typed,
-               "int8_source": plan.int8_source, "engine": asdict(cfg), "layers": report},
+               "int8_source": plan.int8_source, "engine": asdict(cfg), "layers": report,
+               **_end_to_end(source)},
     )  # fmt: skip
     meta.save(out)
+
+
+def _end_to_end(source: ModelMetadata | None) -> dict:
+    """An end-to-end graph's thresholds (deploy/end_to_end.py), carried over: runners tell it by them."""
+    if source is None or not isinstance(source.extra.get("end_to_end"), dict):
+        return {}
+    return {"end_to_end": source.extra["end_to_end"]}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,12 +17,13 @@ import numpy as np
 from base.errors import EXIT_INTERRUPTED, EXIT_OK, ToolchainError, report_errors
 from base.fileio import write_json
 from base.metadata import ModelMetadata, sidecar_path
+from deploy.end_to_end import warn_if_graph_differs
 from deploy.live.flags import build_parser
 from deploy.live.output_paths import check_outputs
 from deploy.live.outputs import Outputs
 from deploy.live.pipeline import PipelineConfig, run_pipeline
 from deploy.live.sources import FrameSource, open_default_camera, open_source
-from deploy.postprocess import PostprocessConfig
+from deploy.postprocess import END_TO_END_OUTPUTS, PostprocessConfig
 from deploy.runtime import ENGINE_SUFFIXES, create_runner
 from deploy.runtime.base import Runner
 from deploy.runtime.machine import machine_lines, machine_report
@@ -51,23 +52,33 @@ def _check_model(model: Path) -> None:
 
 def _input_size(runner: Runner, model: Path, imgsz: int | None) -> tuple[int, int]:
     shape = runner.input_shape
-    if len(shape) != 4 or shape[1] not in (3, None):
-        raise ToolchainError(f"{model}: input {list(shape)} is not an image batch [N, 3, H, W] of a YOLOv8 detector")
+    e2e = runner.end_to_end
+    channels = shape[3] if e2e and len(shape) == 4 else shape[1] if len(shape) == 4 else None
+    if len(shape) != 4 or channels not in (3, None):
+        expected = "[N, H, W, 3] uint8 of an end-to-end model" if e2e else "[N, 3, H, W] of a YOLOv8 detector"
+        raise ToolchainError(f"{model}: input {list(shape)} is not an image batch {expected}")
     if shape[0] not in (None, 1):
         raise ToolchainError(
             f"{model}: static batch {shape[0]}, but live detection feeds one frame at a time; export it with batch 1 "
             "or a dynamic batch"
         )
-    return shape[2] or imgsz or 640, shape[3] or imgsz or 640
+    h, w = runner.image_size
+    return h or imgsz or 640, w or imgsz or 640
 
 
 def _check_detector(runner: Runner, model: Path, imgsz: tuple[int, int], names: list[str]) -> None:
     """One inference on a blank frame (a warm-up too): the output must be YOLOv8's ``[1, 4 + classes, anchors]``
-    with as many classes as the sidecar names."""
+    with as many classes as the sidecar names (or an end-to-end model's detections)."""
+    e2e = runner.end_to_end
+    blank = np.zeros((1, *imgsz, 3), np.uint8) if e2e else np.zeros((1, 3, *imgsz), np.float32)
     try:
-        out = runner.infer(np.zeros((1, 3, *imgsz), np.float32))[0]
+        outs = runner.infer(blank)
     except Exception as exc:  # each backend raises its own types for a graph it cannot run
         raise ToolchainError(f"{model}: a test inference at {imgsz[0]}x{imgsz[1]} failed ({exc})") from exc
+    if e2e:
+        _check_end_to_end(runner, model, outs)
+        return
+    out = outs[0]
     if out.ndim != 3 or out.shape[1] <= 4:
         raise ToolchainError(
             f"{model}: output {list(out.shape)} is not a YOLOv8 detection output [1, 4 + classes, anchors]"
@@ -76,6 +87,16 @@ def _check_detector(runner: Runner, model: Path, imgsz: tuple[int, int], names: 
         raise ToolchainError(
             f"{model}: the sidecar names {len(names)} classes, the model outputs {out.shape[1] - 4}; "
             "re-export the model so that its .json matches it"
+        )
+
+
+def _check_end_to_end(runner: Runner, model: Path, outs: list[np.ndarray]) -> None:
+    shapes = {name: list(o.shape) for name, o in zip(runner.output_names or END_TO_END_OUTPUTS, outs)}
+    boxes, scores = shapes.get("det_boxes", []), shapes.get("det_scores")
+    if len(outs) != len(END_TO_END_OUTPUTS) or len(boxes) != 3 or boxes[2] != 4 or scores != boxes[:2]:
+        raise ToolchainError(
+            f"{model}: outputs {shapes} are not an end-to-end model's {list(END_TO_END_OUTPUTS)} "
+            "(det_boxes [1, K, 4], det_scores [1, K]); rebuild it with python -m deploy.end_to_end"
         )
 
 
@@ -107,6 +128,8 @@ def run(args: argparse.Namespace) -> dict:
         names = _names(model)
         imgsz = _input_size(runner, model, args.imgsz)
         _check_detector(runner, model, imgsz, names)
+        if runner.end_to_end:
+            warn_if_graph_differs(model, post)
         with _open_source(args.source) as source, Outputs(names, args.show, args.save, args.json) as outputs:
             summary = run_pipeline(source, runner, outputs, PipelineConfig(imgsz, post, args.queue))
             summary.interrupted |= outputs.stopped_by is not None

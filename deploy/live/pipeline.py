@@ -21,8 +21,8 @@ import numpy as np
 
 from deploy.live.outputs import Outputs
 from deploy.live.sources import FrameSource
-from deploy.postprocess import PostprocessConfig, postprocess
-from deploy.preprocess import preprocess
+from deploy.postprocess import END_TO_END_OUTPUTS, PostprocessConfig, from_end_to_end, postprocess
+from deploy.preprocess import Preprocessor
 from deploy.runtime.base import Runner
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class PipelineSummary:
     dropped: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    end_to_end: bool = False
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     @property
@@ -64,6 +65,20 @@ class PipelineSummary:
         times = self.stage_ms.get("inference") or [0.0]
         return 1000.0 / float(np.mean(times)) if np.mean(times) > 0 else 0.0
 
+    def host_ms(self) -> dict[str, float]:
+        """Mean ms per frame of host pre- and post-processing, their sum, and inference beside them."""
+        mean = {s: float(np.mean(self.stage_ms[s])) if self.stage_ms.get(s) else 0.0
+                for s in ("preprocess", "postprocess", "inference")}  # fmt: skip
+        return {**mean, "host": mean["preprocess"] + mean["postprocess"]}
+
+    def host_line(self) -> str:
+        """One line: host ms per frame against the engine's (inference) ms."""
+        ms = self.host_ms()
+        share = f" = {100 * ms['host'] / ms['inference']:.0f}% of inference" if ms["inference"] > 0 else ""
+        where = " (end-to-end graph: decode and NMS inside inference)" if self.end_to_end else ""
+        return (f"  host per frame: preprocess {ms['preprocess']:.2f} + postprocess {ms['postprocess']:.2f} = "
+                f"{ms['host']:.2f} ms against inference {ms['inference']:.2f} ms (mean){share}{where}")  # fmt: skip
+
     def table(self) -> str:
         lines = [
             f"{self.frames} frames in {self.seconds:.2f} s: {self.fps:.1f} FPS end to end, "
@@ -74,13 +89,16 @@ class PipelineSummary:
             t = self.stage_ms.get(stage)
             if t:
                 lines.append(f"  {stage:<12} p50 {np.percentile(t, 50):7.2f} ms  p99 {np.percentile(t, 99):7.2f} ms")
+        if self.stage_ms.get("inference"):
+            lines.append(self.host_line())
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         stages = {s: {"p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
                   for s, t in self.stage_ms.items() if t}  # fmt: skip
         return {"frames": self.frames, "dropped": self.dropped, "seconds": self.seconds, "fps": self.fps,
-                "model_fps": self.model_fps, "interrupted": self.interrupted, "stages": stages}  # fmt: skip
+                "model_fps": self.model_fps, "interrupted": self.interrupted, "stages": stages,
+                "host_ms_per_frame": self.host_ms(), "end_to_end": self.end_to_end}  # fmt: skip
 
 
 class _StopError(Exception):
@@ -124,14 +142,25 @@ class _Worker(threading.Thread):
 def run_pipeline(source: FrameSource, runner: Runner, outputs: Outputs, cfg: PipelineConfig) -> PipelineSummary:
     """Run the three stages until the source ends, the window is closed, or Ctrl-C.
 
+    Frames are letterboxed into ``queue_size + 2`` input buffers made once (``runner.host_buffer``) and
+    handed back when inferred or dropped; an end-to-end model (``runner.end_to_end``) gets the uint8
+    canvas itself and its detections are only mapped back.
+
     Raises:
         The first exception of any stage (after every thread has stopped).
     """
-    summary = PipelineSummary()
+    e2e = runner.end_to_end
+    summary = PipelineSummary(end_to_end=e2e)
     frames_q: queue.Queue = queue.Queue(cfg.queue_size)
     results_q: queue.Queue = queue.Queue(cfg.queue_size)
     stop, errors = threading.Event(), []
     lock = threading.Lock()
+    slots = cfg.queue_size + 2  # waiting in the queue, being inferred, being filled
+    prep = Preprocessor(cfg.imgsz, uint8_nhwc=e2e, slots=slots, allocate=runner.host_buffer)
+    free: queue.Queue = queue.Queue()
+    for slot in range(slots):
+        free.put(slot)
+    names = runner.output_names or list(END_TO_END_OUTPUTS)
 
     def capture() -> None:
         it = iter(source)
@@ -140,18 +169,19 @@ def run_pipeline(source: FrameSource, runner: Runner, outputs: Outputs, cfg: Pip
             frame = next(it, None)
             if frame is None:
                 break
+            slot = _get(free, stop)
             t1 = time.perf_counter()
-            batch, metas = preprocess([frame.image], cfg.imgsz)
+            batch, metas = prep([frame.image], slot=slot)
             with lock:
                 summary.stage_ms["capture"].append((t1 - t0) * 1e3)
                 summary.stage_ms["preprocess"].append((time.perf_counter() - t1) * 1e3)
             if source.live and frames_q.full():
                 try:
-                    frames_q.get_nowait()  # drop the oldest waiting frame: a live view never lags
+                    free.put(frames_q.get_nowait()[3])  # drop the oldest waiting frame: a live view never lags
                     summary.dropped += 1
                 except queue.Empty:
                     pass
-            _put(frames_q, (frame, batch, metas), stop)
+            _put(frames_q, (frame, batch, metas, slot), stop)
         _put(frames_q, _END, stop)
 
     def infer() -> None:
@@ -160,11 +190,15 @@ def run_pipeline(source: FrameSource, runner: Runner, outputs: Outputs, cfg: Pip
             if item is _END:
                 _put(results_q, _END, stop)
                 return
-            frame, batch, metas = item
+            frame, batch, metas, slot = item
             t0 = time.perf_counter()
-            pred = runner.infer(batch)[0]
+            preds = runner.infer(batch)
+            free.put(slot)
             t1 = time.perf_counter()
-            dets = postprocess(pred, metas, cfg.post)[0]
+            if e2e:
+                dets = from_end_to_end(dict(zip(names, preds)), metas, cfg.post)[0]
+            else:
+                dets = postprocess(preds[0], metas, cfg.post)[0]
             with lock:
                 summary.stage_ms["inference"].append((t1 - t0) * 1e3)
                 summary.stage_ms["postprocess"].append((time.perf_counter() - t1) * 1e3)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from base.metadata import ModelMetadata, sidecar_path
+from deploy.postprocess import END_TO_END_OUTPUTS
 from deploy.qdq.rules import check_runnable
 
 
@@ -39,6 +41,35 @@ class Runner(abc.ABC):
     def max_batch(self) -> int | None:
         """Largest batch the model takes (``None``: any)."""
         return self.input_shape[0]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The model's output names in order (empty where the backend does not say)."""
+        return []
+
+    @property
+    def end_to_end(self) -> bool:
+        """Whether the model decodes and runs NMS itself (``deploy/end_to_end.py``): it takes uint8
+        ``[B, H, W, 3]`` BGR (``input_shape`` is then in that order) and returns ``END_TO_END_OUTPUTS``,
+        so callers skip host normalisation, decode and NMS. Told by the output names, or else by the
+        sidecar beside ``self.path``."""
+        if self.output_names:
+            return set(END_TO_END_OUTPUTS) <= set(self.output_names)
+        path = getattr(self, "path", None)
+        if path is None or not sidecar_path(path).is_file():
+            return False
+        return isinstance(ModelMetadata.load(path).extra.get("end_to_end"), dict)
+
+    @property
+    def image_size(self) -> tuple[int | None, int | None]:
+        """Input ``(height, width)``, ``None`` where dynamic, in either layout."""
+        shape = self.input_shape
+        return (shape[1], shape[2]) if self.end_to_end else (shape[2], shape[3])
+
+    def host_buffer(self, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A host array for input batches, kept and refilled by the caller: plain numpy here; a GPU runner
+        may return page-locked memory it copies from faster."""
+        return np.empty(shape, dtype)
 
     def __enter__(self) -> Runner:
         return self

@@ -68,6 +68,10 @@ class OnnxRuntimeRunner(Runner):
     def input_shape(self) -> tuple[int | None, int, int, int]:
         return tuple(d if isinstance(d, int) else None for d in self._input.shape)  # type: ignore[return-value]
 
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
+
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         return self._session.run(self._outputs, {self._input.name: batch})
 

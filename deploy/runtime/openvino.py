@@ -206,6 +206,10 @@ class OpenVINORunner(Runner):
     def input_shape(self) -> tuple[int | None, int, int, int]:
         return tuple(d.get_length() if d.is_static else None for d in self._shape)  # type: ignore[return-value]
 
+    @property
+    def output_names(self) -> list[str]:
+        return [output.get_any_name() for output in self._compiled.outputs]
+
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         self._request.infer({0: batch})
         return [self._request.get_output_tensor(i).data.copy() for i in range(len(self._compiled.outputs))]

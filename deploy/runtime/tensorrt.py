@@ -65,6 +65,7 @@ class TensorRTRunner(Runner):
             self.close()
             raise ToolchainError(f"CUDA graphs need cuda-python (--cuda cuda-python); {cuda} has no graph API here")
         self.use_graph, self._graph_batch = cuda_graph, None
+        self._pinned_inputs: list[tuple[int, int]] = []  # (address, bytes) of host_buffer()'s arrays
         try:
             with self.gpu.activate():
                 self._load(trt, path)
@@ -131,6 +132,25 @@ class TensorRTRunner(Runner):
         first = next(b for b in self.buffers if b.is_input)
         return first.shape  # type: ignore[return-value]
 
+    @property
+    def output_names(self) -> list[str]:
+        return [b.name for b in self.buffers if not b.is_input]
+
+    def host_buffer(self, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """Page-locked memory of this runner's context, valid until ``close()``: a batch the caller letterboxed
+        into one goes to the GPU from where it is, with no host copy (except under a CUDA graph, which
+        replays the copy from the runner's own buffer)."""
+        with self.gpu.activate():
+            array = self.gpu.pinned(int(np.prod(shape)), np.dtype(dtype)).reshape(shape)
+        self._pinned_inputs.append((array.ctypes.data, array.nbytes))
+        return array
+
+    def _in_pinned_input(self, batch: np.ndarray, buffer: _Buffer) -> bool:
+        if batch.dtype != buffer.host.dtype or not batch.flags.c_contiguous:
+            return False
+        start = batch.ctypes.data
+        return any(a <= start and start + batch.nbytes <= a + n for a, n in self._pinned_inputs)
+
     def _check_batch(self, batch: np.ndarray) -> None:
         low, high = self.profiles[next(b.name for b in self.buffers if b.is_input)]
         if batch.ndim != len(low) or any(not lo <= d <= hi for d, lo, hi in zip(batch.shape, low, high)):
@@ -152,10 +172,13 @@ class TensorRTRunner(Runner):
             checked(self.context.set_binding_shape(0, shape), f"{self.path}: TensorRT refused input shape {shape}")
         else:
             checked(self.context.set_input_shape(inp.name, shape), f"{self.path}: TensorRT refused input shape {shape}")
-        np.copyto(inp.host[: batch.size], batch.ravel())
         if self.use_graph and not self.bindings_api:
+            np.copyto(inp.host[: batch.size], batch.ravel())
             self._replay(n)
+        elif self._in_pinned_input(batch, inp):
+            self._enqueue(batch)
         else:
+            np.copyto(inp.host[: batch.size], batch.ravel())
             self._enqueue()
         self.gpu.synchronize()
         outputs = []
@@ -165,11 +188,12 @@ class TensorRTRunner(Runner):
                 outputs.append(b.host[: n * per_item].reshape(n, *b.shape[1:]).copy())
         return outputs
 
-    def _enqueue(self) -> None:
-        """Copies in, inference, copies out: all queued on the one stream."""
+    def _enqueue(self, source: np.ndarray | None = None) -> None:
+        """Copies in (from ``source``, pinned, else the input's own buffer), inference, copies out: all queued
+        on the one stream."""
         for b in self.buffers:
             if b.is_input:
-                self.gpu.to_device(b.device.ptr, b.host)
+                self.gpu.to_device(b.device.ptr, b.host if source is None else source)
         if self.bindings_api:
             ok = self.context.execute_async_v2([b.device.ptr for b in self.buffers], self.gpu.stream)
         else:
@@ -194,7 +218,7 @@ class TensorRTRunner(Runner):
         with self.gpu.activate():  # TensorRT objects and buffers are freed in the context they live in
             for b in self.buffers:
                 b.device.free()
-            self.buffers = []
+            self.buffers, self._pinned_inputs = [], []
             self.context = self.engine = self.runtime = None
         self.gpu.close()
         self.gpu = None

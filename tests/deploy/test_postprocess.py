@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.postprocess import PostprocessConfig, decode, nms, postprocess
+from deploy.postprocess import PostprocessConfig, decode, from_end_to_end, nms, postprocess
 from deploy.preprocess import LetterboxMeta
 
 
@@ -66,4 +66,21 @@ def test_postprocess_maps_to_original_image():
 def test_empty_output_gives_no_detections():
     pred = _pred([[32, 32, 16, 16]], [[0.0001]])[None]
     (det,) = postprocess(pred, [LetterboxMeta(1.0, (0.0, 0.0), (64, 64))], PostprocessConfig())
+    assert len(det) == 0 and det.boxes.shape == (0, 4)
+
+
+def test_end_to_end_outputs_map_back_and_apply_only_stricter_settings():
+    outputs = {"det_boxes": np.array([[[32, 24, 48, 40], [0, 8, 16, 24], [8, 8, 24, 24], [0, 0, 0, 0]]], np.float32),
+               "det_scores": np.array([[0.9, 0.5, 0.3, 0.0]], np.float32),
+               "det_classes": np.array([[2, 0, 2, -1]], np.int32), "num_dets": np.array([3], np.int32)}  # fmt: skip
+    meta = LetterboxMeta(ratio=0.5, pad=(0.0, 8.0), shape=(96, 128))
+    (det,) = from_end_to_end(outputs, [meta], PostprocessConfig(conf=0.001))
+    assert det.classes.tolist() == [2, 0, 2] and det.scores.tolist() == pytest.approx([0.9, 0.5, 0.3])
+    np.testing.assert_allclose(det.boxes[0], [64, 32, 96, 64])  # (box - pad) / ratio
+    (det,) = from_end_to_end(outputs, [meta], PostprocessConfig(conf=0.4))
+    assert det.scores.tolist() == pytest.approx([0.9, 0.5])
+    (det,) = from_end_to_end(outputs, [meta], PostprocessConfig(conf=0.001, classes=(2,), max_det=1))
+    assert det.classes.tolist() == [2] and det.scores.tolist() == pytest.approx([0.9])
+    outputs["num_dets"][0] = 0
+    (det,) = from_end_to_end(outputs, [meta], PostprocessConfig())
     assert len(det) == 0 and det.boxes.shape == (0, 4)

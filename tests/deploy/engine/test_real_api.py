@@ -122,3 +122,35 @@ def test_the_85_bindings_calls_are_checked(tmp_path):
                 with TensorRTRunner(engine) as runner:
                     runner.infer(np.zeros((1, 3, 16, 16), "float32"))
         assert not any(gpu.driver.live().values())
+
+
+@pytest.mark.parametrize("cuda", ["pycuda", "cuda-python"])
+@pytest.mark.parametrize("version", ["10.3", "11.4"])
+def test_a_batch_in_the_runner_s_pinned_buffer_goes_to_the_gpu_with_no_host_copy(version, cuda, tmp_path):
+    rng = np.random.default_rng(1)
+    with fake_gpu(version) as gpu:
+        engine, _ = build(float_onnx(tmp_path / "m.onnx"), tmp_path / "m.fp32.engine", precision="fp32", max_batch=4)
+        with TensorRTRunner(engine, cuda=cuda) as runner:
+            own = next(b for b in runner.buffers if b.is_input).host
+            pinned = runner.host_buffer((2, 3, 16, 16), np.float32)
+            pinned[:] = rng.random(pinned.shape, dtype=np.float32)
+            own[:] = -1.0
+            (out,) = runner.infer(pinned)
+            assert np.allclose(out[:, 0, 0, 0], pinned.reshape(2, -1).mean(axis=1), atol=1e-6)
+            assert (own == -1.0).all(), "the pinned batch was copied into the runner's own buffer"
+            plain = rng.random((1, 3, 16, 16), dtype=np.float32)  # pageable: staged through the runner's buffer
+            (out,) = runner.infer(plain)
+            assert np.allclose(out[0, 0, 0, 0], plain.mean(), atol=1e-6) and np.array_equal(own[: plain.size], plain.ravel())
+        assert not any(gpu.driver.live().values()) and not gpu.driver.violations, gpu.driver.live()
+
+
+def test_an_end_to_end_graph_s_thresholds_reach_the_engine_sidecar(tmp_path):
+    from base.metadata import ModelMetadata
+
+    onnx = float_onnx(tmp_path / "m.onnx", dynamic=False)
+    thresholds = {"conf": 0.25, "iou": 0.7, "max_det": 300}
+    ModelMetadata(names=["a"], imgsz=(16, 16), extra={"end_to_end": thresholds}).save(onnx)
+    with fake_gpu("10.3"):
+        _, meta = build(onnx, tmp_path / "m.fp32.engine", precision="fp32")
+        _, plain = build(float_onnx(tmp_path / "p.onnx", dynamic=False), tmp_path / "p.fp32.engine", precision="fp32")
+    assert meta.extra["end_to_end"] == thresholds and "end_to_end" not in plain.extra

@@ -110,3 +110,60 @@ def test_ctrl_c_stops_cleanly_with_a_summary():
     assert summary.interrupted and summary.frames == 2 and 2 <= runner.calls < 1000  # stopped, not run to the end
     assert not runner.closed  # the caller owns the runner: the pipeline does not close it
     assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
+
+
+def test_summary_puts_host_ms_per_frame_beside_inference(tmp_path, make_video):
+    with open_source(make_video(tmp_path / "v.avi", frames=6)) as src, FakeRunner(delay=0.002) as runner:
+        summary = run_pipeline(src, runner, Outputs(["a", "b"]), PipelineConfig(imgsz=(64, 64)))
+    host = summary.to_dict()["host_ms_per_frame"]
+    assert host["host"] == pytest.approx(host["preprocess"] + host["postprocess"])
+    assert host["inference"] >= 2.0 and host["preprocess"] > 0 and host["postprocess"] > 0
+    line = summary.table().splitlines()[-1]
+    assert line.startswith("  host per frame: preprocess") and f"against inference {host['inference']:.2f} ms" in line
+
+
+class _CheckingRunner(FakeRunner):
+    """Fails if its input batch changes while it runs (a frame letterboxed into a buffer still in use)."""
+
+    def infer(self, batch):
+        before = batch.copy()
+        out = super().infer(batch)
+        if not np.array_equal(before, batch):
+            raise AssertionError("the input batch was overwritten during inference")
+        return out
+
+
+class _CountingLiveSource(FastLiveSource):
+    def __iter__(self):
+        for i in range(self.frames):
+            yield Frame(i, np.full((48, 64, 3), i % 256, np.uint8), "live", time.perf_counter())
+
+
+def test_a_frame_in_inference_keeps_its_buffer_while_newer_ones_are_dropped():
+    with _CheckingRunner(delay=0.02) as runner:
+        summary = run_pipeline(_CountingLiveSource(150), runner, Outputs(["a", "b"]),
+                               PipelineConfig(imgsz=(64, 64), queue_size=2))  # fmt: skip
+    assert summary.dropped > 10 and summary.frames == runner.calls
+
+
+class _EndToEndRunner(FakeRunner):
+    """An end-to-end model: uint8 NHWC in, one detection of class 1 at the centre out."""
+
+    output_names = ["det_boxes", "det_scores", "det_classes", "num_dets"]
+    seen: list = []
+
+    def infer(self, batch):
+        self.seen.append((batch.dtype, batch.shape))
+        boxes = np.array([[[24, 24, 40, 40], [0, 0, 0, 0]]], np.float32)
+        return [boxes, np.array([[0.9, 0.0]], np.float32), np.array([[1, -1]], np.int32), np.array([1], np.int32)]
+
+
+def test_an_end_to_end_model_gets_uint8_frames_and_its_detections_mapped_back(tmp_path, make_video):
+    outputs = Outputs(["a", "b"], json_path=str(tmp_path / "d.jsonl"))
+    with open_source(make_video(tmp_path / "v.avi", frames=3)) as src, _EndToEndRunner() as runner:
+        summary = run_pipeline(src, runner, outputs, PipelineConfig(imgsz=(64, 64)))
+    outputs.close()
+    assert summary.end_to_end and "end-to-end graph" in summary.table()
+    assert set(runner.seen) == {(np.dtype(np.uint8), (1, 64, 64, 3))}
+    box = json.loads((tmp_path / "d.jsonl").read_text().splitlines()[0])["detections"][0]
+    assert box["name"] == "b" and box["box"] == pytest.approx([36.0, 21.0, 60.0, 45.0], abs=0.6)
