@@ -42,7 +42,7 @@ export YOLO_CONFIG_DIR := $(CURDIR)/.venv/ultralytics
 help:
 	@echo "make demo | test | test-all | lint | data | hard-case | check-data | baseline | export | eval | ptq | parity | qat |"
 	@echo "     analyze | sensitivity | engine | fake-engine | real-api | trt-api | bench | bench-cpu | gpu-check | check-qdq |"
-	@echo "     docker-gpu | docker-jetson | clean"
+	@echo "     docker-gpu | docker-jetson (JETPACK: $(JETPACKS)) | clean"
 	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS CALIB QUANT"
 	@echo "           NPROC NNODES RDZV_ENDPOINT (make qat under torchrun)"
 	@echo "           TILE_DATA TILE_K KEEP_FLOAT ANALYZE_OUT CONFIG SYN_TRAIN SYN_VAL SYN_MIN SYN_MAX PRECISION MAX_BATCH ENGINE_ONNX TRT PEER"
@@ -187,12 +187,14 @@ bench-cpu: setup
 eval: setup
 	$(TOOLCHAIN) eval --weights $(WEIGHTS) --data $(DATA) --json runs/$(NAME)/eval.json $(SETTINGS)
 
+# On a machine without TensorRT the engine rows would repeat the ONNX Runtime rows: the demo leaves them to make bench.
+DEMO_ENGINES = $(shell $(PY) -c 'import importlib.util as u; print("" if u.find_spec("tensorrt") else "--no-engines")' 2>/dev/null)
 demo: data baseline
 	$(TOOLCHAIN) qat --config $(CONFIG) --weights $(WEIGHTS) --data $(DATA) --epochs $(DEMO_QAT_EPOCHS) --name demo \
 		$(call flag,DEVICE,--device) $(if $(RESUME),--resume)
 	$(PARITY) --model runs/qat/demo/weights/best.pt --onnx runs/qat/demo/qat.int8.onnx
 	$(PY) -m benchmarks.run --run runs/qat/demo --data $(DATA) --name demo --runs $(or $(BENCH_RUNS),40) \
-		--frames $(or $(BENCH_FRAMES),60) --resamples $(or $(BENCH_RESAMPLES),500)
+		--frames $(or $(BENCH_FRAMES),60) --resamples $(or $(BENCH_RESAMPLES),500) $(DEMO_ENGINES)
 
 test: setup
 	@$(PY) -m deploy.cpu

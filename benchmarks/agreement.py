@@ -32,7 +32,7 @@ from base.errors import ToolchainError, report_errors
 from base.fileio import write_json
 from benchmarks.measure import InProcess, Row, RowProcess, Schedule, other_load, time_rotated
 from benchmarks.suite import cpu_has_bf16, environment
-from benchmarks.timing import summarize
+from deploy.bench.timing import summarize
 
 logger = logging.getLogger("agreement")
 

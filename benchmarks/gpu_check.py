@@ -37,7 +37,7 @@ from pathlib import Path
 from base.errors import ToolchainError, report_errors
 from base.fileio import write_json
 from benchmarks import suite
-from benchmarks.gpu_config import Backends, GpuCheckConfig, missing_requirement, tensorrt_backends
+from benchmarks.gpu_config import Backends, GpuCheckConfig, tensorrt_backends
 from benchmarks.gpu_steps import (
     Engine,
     build_engines,
@@ -51,6 +51,7 @@ from benchmarks.gpu_steps import (
     time_engines,
     video_through_infer,
 )
+from deploy.bench.backends import missing_requirement
 
 logger = logging.getLogger("gpu-check")
 

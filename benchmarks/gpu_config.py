@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -73,16 +72,6 @@ class Backends:
     engine_suffix: str = ".engine"
     run: Callable = subprocess.run
     trtexec: str | None = None
-
-
-def missing_requirement() -> str | None:
-    """The one line that says what is missing for a GPU check and how to get it, or None."""
-    if importlib.util.find_spec("tensorrt") is None:
-        return ("TensorRT is not installed (import tensorrt): run it in the GPU image (make docker-gpu) or on a Jetson "
-                "(make docker-jetson, or JetPack's python3-libnvinfer); see docs/tensorrt.md")  # fmt: skip
-    if importlib.util.find_spec("pycuda") is None and importlib.util.find_spec("cuda") is None:
-        return "no CUDA library for Python: pip install pycuda (needs nvcc on PATH) or 'cuda-python>=12,<13'"
-    return None
 
 
 def tensorrt_backends(cuda: str) -> Backends:

@@ -17,10 +17,9 @@ from base.errors import ToolchainError
 from base.metadata import ModelMetadata
 from benchmarks.gpu_config import ROOT, Backends, GpuCheckConfig
 from benchmarks.gpu_measure import output_errors, parse_trtexec
-from benchmarks.measure import peak_memory
-from benchmarks.probe import ProbeConfig
-from benchmarks.suite import make_video
-from benchmarks.timing import summarize, time_block
+from deploy.bench.measure import engine_latency
+from deploy.bench.memory import peak_memory
+from deploy.bench.pipeline import make_video
 from deploy.engine.config import EngineConfig
 from deploy.evaluate import evaluate
 from deploy.preprocess import preprocess
@@ -183,8 +182,7 @@ def time_engines(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends)
     """Batch-1 latency of our runner (host to host), and trtexec's GPU compute time where trtexec is here."""
     for e in [e for e in engines if e.status == "built"]:
         with backends.open_engine(Path(e.path)) as runner:
-            times = time_block(runner, cfg.runs, max(1, cfg.runs // 10))
-        stats = summarize(times)
+            stats = engine_latency(runner, cfg.runs, max(1, cfg.runs // 10))  # deploy.bench's measurement
         e.latency_ms = {k: stats[k] for k in ("p50", "p99", "runs")}
         if backends.trtexec:
             e.latency_ms["trtexec_gpu_compute"] = trtexec_gpu_compute(backends, e.path)
@@ -200,9 +198,9 @@ def trtexec_gpu_compute(backends: Backends, engine: str) -> dict:
 
 
 def measure_memory(engines: list[Engine], cfg: GpuCheckConfig, backends: Backends) -> str:
-    """GPU and host memory of each engine, loaded and run in a fresh probe process (``benchmarks/probe.py``)."""
+    """GPU and host memory of each engine, loaded and run in a fresh process (``deploy.bench.memory``)."""
     for e in [e for e in engines if e.status == "built"]:
-        e.memory = peak_memory(ProbeConfig(e.path, backends.engine_backend, cuda=cfg.cuda), e.name, run=backends.run)
+        e.memory = peak_memory(e.path, backends.engine_backend, e.name, cfg.cuda, run=backends.run)
     return "ok"
 
 

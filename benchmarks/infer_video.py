@@ -1,7 +1,7 @@
 """End-to-end FPS of the live pipeline against model-only FPS, on a 640x640 video made from dataset images.
 
 The video is written first (val images letterboxed to the size, repeated to ``--frames``); then the
-pipelined loop that ``deploy/infer.py`` runs (``benchmarks.suite.pipeline_summary``, the measurement
+pipelined loop that ``deploy/infer.py`` runs (``deploy.bench.pipeline.pipeline_summary``, the measurement
 ``make bench`` takes of every row) plays it with the chosen backend, and the ratio of end-to-end FPS
 to the FPS of the inference stage alone, both measured in that one run, is printed with the time per
 stage. The goal it checks: end-to-end at least 85% of model-only. Run by hand, no make target.
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from base.errors import ToolchainError, report_errors
-from benchmarks.suite import make_video, pipeline_summary
+from deploy.bench.pipeline import make_video, pipeline_summary
 from deploy.runtime import create_runner
 from deploy.runtime.machine import machine_lines, machine_report
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from base.errors import ToolchainError
 from benchmarks.probe import ProbeConfig
-from benchmarks.timing import time_block
+from deploy.bench.timing import time_block
 from deploy.runtime.base import Runner
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ from benchmarks import layers
 from benchmarks.exactness import Reference
 from benchmarks.measure import RowProcess, Schedule, other_load, time_rotated
 from benchmarks.probe import ProbeConfig
-from benchmarks.timing import summarize
+from deploy.bench.timing import summarize
 from deploy.cpu import describe, effective_isa
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner
 from deploy.runtime.openvino import CONCAT_WORKAROUNDS, PRECISIONS

@@ -21,7 +21,7 @@ import numpy as np
 
 from base.dataset import list_images, load_data_yaml
 from base.errors import report_errors
-from benchmarks.timing import time_calls
+from deploy.bench.timing import time_calls
 from deploy.postprocess import PostprocessConfig, postprocess
 from deploy.preprocess import preprocess
 from deploy.runtime.onnxruntime import OnnxRuntimeRunner

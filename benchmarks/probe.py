@@ -2,9 +2,9 @@
 
 ``benchmarks/measure.py`` starts one probe per row and drives it over stdin and stdout, one JSON
 line per request, so every row has its own process, thread pools and allocator, as a deployed
-model would; an idle probe waits on its pipe. ``--memory`` is the one memory probe of every
-benchmark (``make bench`` rows and ``make gpu-check`` engines): a fresh process, so its peak is the
-model's. By hand it times one row alone, or its memory:
+model would; an idle probe waits on its pipe. ``--memory`` runs ``deploy.bench.memory.measure_memory``,
+the one memory measurement of every benchmark, in this fresh process, so its peak is the model's.
+By hand it times one row alone, or its memory:
 
 Example:
     $ python -m benchmarks.probe --model m.onnx --backend openvino --precision bf16 --threads 2 --runs 100
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from base.errors import ToolchainError, report_errors
-from benchmarks.timing import MODES, input_batch, time_block
-from deploy.engine.cuda import open_cuda
-from deploy.engine.trt import import_cuda_python
+from deploy.bench.memory import measure_memory
+from deploy.bench.timing import MODES, time_block
 from deploy.runtime import create_runner
 from deploy.runtime.base import Runner
 
@@ -57,50 +54,6 @@ class ProbeConfig:
         if self.backend == "openvino":
             options.update(hint=self.hint, concat_workaround=self.concat_workaround, int8_remedy=self.int8_remedy)
         return create_runner(self.model, self.backend, **options)
-
-
-def high_water_mib() -> float:
-    """This process's peak resident memory (``VmHWM``; ``ru_maxrss`` would carry a parent's peak across exec)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def gpu_free_bytes(cuda: str) -> int:
-    """Free device memory, asked with the device's primary context current (the context the runner uses)."""
-    gpu = open_cuda(cuda)
-    try:
-        with gpu.activate():
-            if cuda == "cuda-python":
-                err, free, _total = import_cuda_python()[0].cudaMemGetInfo()
-                if int(err) != 0:
-                    raise RuntimeError(f"cudaMemGetInfo failed: {err}")
-                return int(free)
-            import pycuda.driver as drv
-
-            return int(drv.mem_get_info()[0])
-    finally:
-        gpu.close()
-
-
-def measure_memory(config: ProbeConfig, runs: int = 20) -> dict:
-    """In this (fresh) process: peak host RSS and what loading and running the model added to it (MiB), the
-    device memory it took (TensorRT; on a Jetson, unified memory), and the model file's size."""
-    free = gpu_free_bytes(config.cuda) if config.backend == "tensorrt" else None
-    base = high_water_mib()
-    with config.open() as runner:
-        x = input_batch(runner, 1)
-        for _ in range(runs):
-            runner.infer(x)
-        gpu = (free - gpu_free_bytes(config.cuda)) / 2**20 if free is not None else None
-    peak = high_water_mib()
-    return {"peak_rss_mib": peak, "model_rss_mib": peak - base, "gpu_mib": gpu,
-            "file_mib": Path(config.model).stat().st_size / 2**20}  # fmt: skip
 
 
 def describe(runner: Runner) -> dict:
@@ -153,7 +106,8 @@ def _probe(a: argparse.Namespace) -> int:
                          a.cuda)  # fmt: skip
     try:
         if a.memory:
-            _write({**asdict(config), **measure_memory(config, a.runs)})
+            measured = measure_memory(config.open, config.model, config.backend, config.cuda, a.runs)
+            _write({**asdict(config), **measured})
         elif a.serve:
             with config.open() as runner:
                 serve(runner, sys.stdin, _write)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from base.errors import ToolchainError, report_errors
-from benchmarks.timing import time_calls
+from deploy.bench.timing import time_calls
 from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.process import cpu_threads, init_distributed, shutdown
 from toolchain.models.yolo import load_model_at

@@ -115,9 +115,10 @@ def throughput(rows: list[Row]) -> list[str]:
     return lines
 
 
-def markdown(rows: list[Row], env: dict, title: str) -> str:
-    """The report: environment, one line per row (or why it did not run), ratios against FP32 on the same
-    backend, mAP differences with bootstrap intervals, throughput, per-layer counters, per-class AP."""
+def markdown(rows: list[Row], env: dict, title: str, notes: list[str] | tuple[str, ...] = ()) -> str:
+    """The report: environment, one line per row (or why it did not run), ``notes`` (the engine benchmark's
+    line), ratios against FP32 on the same backend, mAP differences with bootstrap intervals, throughput,
+    per-layer counters, per-class AP."""
     lines = [f"# Benchmark: {title}", "",
              "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if v is not None), "",
              "Latency: batch 1, each row in its own process, rows taking turns in blocks (warm-up runs, then "
@@ -129,6 +130,7 @@ def markdown(rows: list[Row], env: dict, title: str) -> str:
             lines.append(f"| {r.name} | not run: {r.skipped} |" + " |" * (len(HEADER) - 2))
         else:
             lines.append("| " + " | ".join(_row_cells(r, _fp32(rows, r.backend))) + " |")
+    lines += ["", *notes] if notes else []
     speed, wrong = int8_speed(rows), faults(rows)
     if speed:
         lines += ["", speed]
@@ -168,12 +170,13 @@ def plot(rows: list[Row], path: Path) -> Path:
     return path
 
 
-def write(rows: list[Row], env: dict, folder: Path, title: str) -> str:
+def write(rows: list[Row], env: dict, folder: Path, title: str, notes: list[str] | tuple[str, ...] = ()) -> str:
     """``report.md``, ``report.json`` and ``latency_vs_map.png`` in ``folder``; returns the markdown."""
-    text = markdown(rows, env, title)
+    text = markdown(rows, env, title, notes)
     with atomic_path(folder / "report.md") as tmp:
         tmp.write_text(text)
-    write_json(folder / "report.json", {"title": title, "environment": env, "rows": [asdict(r) for r in rows]})
+    write_json(folder / "report.json", {"title": title, "environment": env, "rows": [asdict(r) for r in rows],
+                                        "notes": list(notes)})  # fmt: skip
     plot(rows, folder / "latency_vs_map.png")
     return text
 

@@ -1,5 +1,9 @@
 """``make bench``: latency, memory and mAP of FP32, PTQ, QAT (and the peer) on every backend here.
 
+The CPU rows (OpenVINO, ONNX Runtime) are the suite's (``benchmarks/suite.py``); the TensorRT rows are the
+engine benchmark's (``deploy.bench``: FP32, FP16, INT8 PTQ and INT8 QAT engines; ONNX Runtime standing in
+where TensorRT is not), written to ``<name>/engines/`` and named in the report.
+
 Example:
     $ python -m benchmarks.run --run runs/qat/demo --data data/synthetic/data.yaml --name demo
     $ python -m benchmarks.run compare benchmarks/results/a/report.json benchmarks/results/b/report.json
@@ -15,6 +19,8 @@ from pathlib import Path
 
 from base.errors import ToolchainError, report_errors
 from benchmarks import report, suite
+from deploy.bench import report as engine_report
+from deploy.bench.run import BenchConfig, run_bench
 
 logger = logging.getLogger("bench")
 
@@ -37,16 +43,36 @@ def _bench(a: argparse.Namespace) -> None:
              ("memory", lambda: suite.measure_memory(rows, a.threads)),
              ("accuracy", lambda: suite.measure_accuracy(rows, a.data, a.threads, a.resamples)),
              ("pipeline", lambda: suite.measure_pipeline(rows, a.data, a.threads, a.frames))]  # fmt: skip
+    folder = Path(a.out) / a.name
+    notes: list[str] = []
+    if a.engines:
+        steps.append(("engines (deploy.bench)", lambda: notes.append(engine_step(run_dir, folder / "engines", a))))
     for i, (name, step) in enumerate(steps, 1):
         logger.info("[%d/%d] %s", i, len(steps), name)
         step()
-    folder = Path(a.out) / a.name
-    text = report.write(rows, {**suite.environment(), **{k: round(v, 2) for k, v in load.items()}}, folder, a.name)
+    env = {**suite.environment(), **{k: round(v, 2) for k, v in load.items()}}
+    text = report.write(rows, env, folder, a.name, notes)
     print(text)
     print(f"{folder / 'report.md'} ({(time.perf_counter() - start) / 60:.1f} min)")
     wrong = report.faults(rows)
     if wrong:
         raise ToolchainError(f"{len(wrong)} benchmark row(s) are faults, not results: " + "; ".join(wrong))
+
+
+def engine_step(run_dir: Path, folder: Path, a: argparse.Namespace) -> str:
+    """The engine benchmark of the same run, with the suite's settings; returns the report's line about it (a run
+    it cannot take, e.g. one without its FP16 ONNX, is that line, and the CPU rows still stand)."""
+    cfg = BenchConfig(str(run_dir), a.data, str(folder), a.max_batch, a.runs, a.warmup, a.frames, a.resamples)
+    try:
+        engines = run_bench(cfg)
+    except ToolchainError as exc:
+        logger.error("engine benchmark: %s", exc)
+        return f"TensorRT rows: engine benchmark not run: {exc}"
+    engine_report.write(engines, folder)
+    failed = [f"{r.name} ({r.status})" for r in engines.rows if not r.ok]
+    return (f"TensorRT rows: [engines/report.md](engines/report.md), {engines.backend_label}"
+            + (f" ({engines.standin})" if engines.standin else "") + (f"; failed: {'; '.join(failed)}" if failed
+            else ""))  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=150, help="video frames for the pipeline FPS")
     p.add_argument("--max-batch", type=int, default=8, help="throughput batch for dynamic-batch models and engines")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the mAP intervals")
+    p.add_argument("--no-engines", dest="engines", action="store_false",
+                   help="leave out the engine benchmark (deploy.bench: TensorRT, or ONNX Runtime standing in)")
     return p
 
 

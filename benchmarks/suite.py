@@ -1,9 +1,8 @@
 """The benchmark suite: which rows exist on this machine, and the measurements of each.
 
 Rows: FP32, FP32 in bf16 (CPUs that have it), INT8 PTQ, INT8 QAT and the peer INT8 (ultralytics'
-own QAT, when its ONNX is given), on every backend available here (OpenVINO and ONNX Runtime on a
-CPU; TensorRT where it and a GPU are present). A row that cannot run stays in the report with the
-reason.
+own QAT, when its ONNX is given), on OpenVINO and ONNX Runtime. A row that cannot run stays in the report
+with the reason. The TensorRT rows are the engine benchmark's (``deploy.bench``, a step of ``make bench``).
 """
 
 from __future__ import annotations
@@ -20,22 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from base.dataset import list_images, load_data_yaml, load_split
-from base.errors import ToolchainError
+from base.dataset import load_data_yaml, load_split
 from benchmarks.layers import layer_profile
 from benchmarks.measure import Row, RowProcess, Schedule, other_load, peak_memory, time_rotated
-from benchmarks.timing import summarize
+from deploy.bench.pipeline import make_video, pipeline_summary
+from deploy.bench.timing import summarize
 from deploy.bootstrap import Resamples
 from deploy.cpu import describe as cpu_describe
 from deploy.cpu import effective_isa, isa_flags_line, native_precisions
-from deploy.engine.build import engine_from_onnx
-from deploy.engine.config import EngineConfig
 from deploy.evaluate import evaluate
-from deploy.live.outputs import Outputs
-from deploy.live.pipeline import PipelineConfig, PipelineSummary, run_pipeline
-from deploy.live.sources import open_source
-from deploy.preprocess import letterbox
-from deploy.runtime.base import Runner
 
 logger = logging.getLogger(__name__)
 
@@ -68,46 +60,13 @@ def plan_rows(run_dir: Path, peer: str | None) -> list[Row]:
             rows.append(Row(variant, backend, str(path) if path else ""))
         if backend == "openvino":
             rows.append(Row("FP32", backend, str(variants["FP32"]), precision="bf16"))
-    if _available("tensorrt"):
-        for variant, path in variants.items():
-            precision = "fp16" if variant == "FP32" else "int8"
-            rows.append(
-                Row(variant if precision == "int8" else "FP16", "tensorrt", str(path) if path else "", precision)
-            )
-    else:
-        rows.append(Row("FP32/FP16/INT8 engines", "tensorrt", ""))
     for row in rows:
         row.skipped = _why_not(row, peer)
     return rows
 
 
-def _dynamic_batch(onnx_path: str) -> bool:
-    import onnx
-
-    dim = onnx.load(onnx_path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
-    return not dim.HasField("dim_value")
-
-
-def prepare_engines(rows: list[Row], folder: Path, max_batch: int = 8) -> None:
-    """Build the TensorRT engine of each TensorRT row from its ONNX (FP16 from FP32, INT8 from Q/DQ)."""
-    for r in rows:
-        if r.backend != "tensorrt" or r.skipped or not r.model.endswith(".onnx"):
-            continue
-        target = folder / "engines" / f"{Path(r.model).stem}.{r.precision}.engine"
-        batch = max_batch if _dynamic_batch(r.model) else 1
-        cfg = EngineConfig(precision=r.precision, min_batch=1, opt_batch=batch, max_batch=batch)
-        try:
-            r.model = str(engine_from_onnx(r.model, cfg, target))
-        except ToolchainError as exc:
-            r.skipped = f"engine build failed: {exc}"
-
-
 def _why_not(row: Row, peer: str | None) -> str | None:
-    if row.backend == "tensorrt" and not _available("tensorrt"):
-        return "TensorRT is not installed here (NVIDIA container or JetPack); no GPU rows"
-    if row.backend == "tensorrt" and not _available("pycuda"):
-        return "pycuda is not installed (pip install pycuda); TensorRT rows need it"
-    if row.backend != "tensorrt" and not _available(row.backend):
+    if not _available(row.backend):
         return f"{row.backend} is not installed"
     if row.precision == "bf16" and not cpu_has_bf16():
         return "this CPU has no bf16"
@@ -206,24 +165,6 @@ def comparisons(rows: list[Row]) -> list[tuple[Row, Row]]:
             refs += [o for o in done if o.backend == "onnxruntime" and o.variant == source(r)]
         pairs += [(r, o) for o in refs]
     return pairs
-
-
-def make_video(data: str, path: Path, frames: int, size: int) -> Path:
-    """An MJPG video of val images letterboxed to ``size`` x ``size`` (repeated up to ``frames``)."""
-    images = list_images(load_data_yaml(data).splits["val"])
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (size, size))
-    for i in range(frames):
-        writer.write(letterbox(cv2.imread(str(images[i % len(images)])), (size, size))[0])
-    writer.release()
-    return path
-
-
-def pipeline_summary(runner: Runner, video: Path) -> PipelineSummary:
-    """The pipelined loop (capture, inference, decode + NMS on threads of their own, no outputs, live
-    thresholds) over ``video`` at the runner's input size: end-to-end and model-only FPS, time per stage."""
-    size = runner.input_shape[2]
-    with open_source(str(video)) as source:
-        return run_pipeline(source, runner, Outputs([]), PipelineConfig((size, size)))
 
 
 def measure_pipeline(rows: list[Row], data: str, threads: int | None, frames: int) -> None:

@@ -11,6 +11,9 @@ index, URL, GStreamer pipeline, file; unset: the default camera, the CSI camera 
 a USB camera), ``BACKEND`` (``tensorrt`` by default, or any of ``deploy.runtime.BACKENDS``; ``auto``
 is TensorRT where it is installed); extra arguments go to ``deploy/infer.py``. Exit statuses are
 ``deploy/infer.py``'s (SIGTERM: outputs finalised, 143).
+
+``bench`` as the first argument runs the engine benchmark instead (``python -m deploy.bench``, the rest of the
+arguments are its flags): ``docker run ... IMAGE bench --run /models --data /data/data.yaml --out /results``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from base.errors import ToolchainError, UsageError, report_errors
 from base.fileio import atomic_path, check_output_folder
 from base.metadata import sidecar_path
+from deploy.bench import cli as bench_cli
 from deploy.engine.build import device_description, engine_from_onnx
 from deploy.engine.config import EngineConfig, file_sha256
 from deploy.engine.trt import import_tensorrt
@@ -97,9 +101,12 @@ def model_for_device(onnx: str | Path, cache: str | Path, backend: str) -> tuple
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Prepare the engine, then run ``deploy/infer.py`` on ``SOURCE`` with any extra arguments."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Prepare the engine, then run ``deploy/infer.py`` on ``SOURCE`` with any extra arguments; or, with ``bench``
+    first, the engine benchmark (``deploy.bench``) with the rest."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        return bench_cli.main(argv[1:])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def start() -> int:
         backend = resolve_backend(os.environ.get("BACKEND", "tensorrt"))

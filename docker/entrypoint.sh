@@ -14,6 +14,14 @@ if [ "$#" -eq 0 ]; then
     exit 2
 fi
 
+# `bench --flags...` selects the engine benchmark in both images (python3 -m deploy.bench, through deploy.entrypoint):
+# the Jetson image passes it to deploy.entrypoint already; the GPU image would hand the benchmark's flags to make, so
+# `make bench --...` becomes the same command here (`make bench` alone, or with make variables, stays make's).
+if [ "$1" = "make" ] && [ "${2-}" = "bench" ] && [ "$(printf %.1s "${3-}")" = "-" ]; then
+    shift
+    set -- python3 -m deploy.entrypoint "$@"
+fi
+
 # Job control: the command gets a process group of its own (make and everything it starts), and bash leaves
 # its SIGINT alone (without job control, background commands start with SIGINT ignored).
 set -m

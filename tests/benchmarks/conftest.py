@@ -9,6 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.deploy.bench.conftest import tiny_run  # noqa: F401  (the engine benchmark's run: make bench's step)
+
 
 def _conv_stack(path: Path, qdq: bool) -> Path:
     """x -> Conv 3->8 -> SiLU -> Concat(with itself) -> Conv 16->4, optionally with Q/DQ before each conv."""

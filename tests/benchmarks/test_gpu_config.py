@@ -7,7 +7,8 @@ import importlib.util
 import pytest
 
 from base.errors import ToolchainError
-from benchmarks.gpu_config import GpuCheckConfig, missing_requirement
+from benchmarks.gpu_config import GpuCheckConfig
+from deploy.bench.backends import missing_requirement
 
 
 def test_bad_config_is_named():

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks import infer_video
-from benchmarks.suite import make_video, pipeline_summary
+from deploy.bench.pipeline import make_video, pipeline_summary
+from deploy.runtime.base import Runner
 
 
-class _Head:
+class _Head(Runner):
     """A runner whose head outputs hold no box: the pipeline runs, decodes nothing, and counts every frame."""
 
     name = "stand-in"
-    input_shape = (1, 3, 32, 32)
+    input_shape = (1, 3, 32, 32)  # the pipeline reads the rest of the Runner interface (end_to_end, image_size)
 
     def __init__(self) -> None:
         self.calls = 0
@@ -21,6 +22,9 @@ class _Head:
         self.calls += 1
         assert batch.shape == (1, 3, 32, 32)
         return [np.zeros((1, 6, 21), np.float32)]
+
+    def close(self) -> None:
+        pass
 
 
 def test_every_frame_of_the_video_goes_through_the_pipeline(tiny_dataset, tmp_path):

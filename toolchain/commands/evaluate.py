@@ -77,7 +77,7 @@ def _runner(cfg: EvalConfig):
         _check_class_count(cfg.weights, cfg.data)
     runner = create_runner(cfg.weights, cfg.backend, threads=cfg.threads, precision=cfg.precision,
                            int8_remedy=cfg.int8_remedy, allow_invalid_qdq=cfg.allow_invalid_qdq)  # fmt: skip
-    size = runner.input_shape[2]
+    size = runner.image_size[0]  # (height, width) in either layout (an end-to-end graph is NHWC)
     if cfg.imgsz is not None and isinstance(size, int) and cfg.imgsz != size:
         runner.close()
         raise UsageError(f"--imgsz {cfg.imgsz}: {cfg.weights} takes {size}x{size} images only; "

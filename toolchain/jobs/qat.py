@@ -1,6 +1,7 @@
 """The ``toolchain qat`` job (``make qat``): FP32 .pt -> PTQ init -> QAT epochs -> best checkpoint ->
 QDQ ONNX (checked against TensorRT's rules) -> FP32 / PTQ INT8 / QAT INT8 evaluated through ONNX
-Runtime and our evaluator. Resumable, at any world size.
+Runtime and our evaluator; beside them the FP16 variant of fp32.onnx (``fp32.fp16.onnx``: TensorRT 11 builds
+FP16 only from FP16 types, and ``deploy.bench`` needs that float reference). Resumable, at any world size.
 
 One process, or one rank of a ``torchrun`` job (``torchrun --nproc-per-node 4 -m toolchain.cli qat ...``):
 every rank loads the weights; rank 0 calibrates and the others receive its ranges; every rank
@@ -32,6 +33,7 @@ from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.model import load_quantizer_ranges, quantizer_ranges
 from toolchain.distributed.process import DistributedContext, collective_errors, init_distributed, on_main, shutdown
 from toolchain.export.onnx import ExportConfig
+from toolchain.jobs.fp16_onnx import fp16_onnx_from_onnx
 from toolchain.jobs.onnx_files import export_onnx
 from toolchain.jobs.prologue import prologue
 from toolchain.jobs.ptq import PTQOutputs, QATStart, ptq, qat_start, write_start_outputs
@@ -253,7 +255,8 @@ def _run(cfg: QATJobConfig, ctx: DistributedContext) -> dict:
 
 
 def _report(cfg: QATJobConfig, trainer: QATTrainer, config: dict, start: float) -> dict:
-    """Rank 0: the best checkpoint to a QDQ ONNX, check-qdq, the FP32 / PTQ / QAT table, report.json and .md."""
+    """Rank 0: the best checkpoint to a QDQ ONNX, check-qdq, the FP16 ONNX of fp32.onnx, the FP32 / PTQ / QAT table,
+    report.json and .md."""
     run, imgsz = cfg.run, cfg.train.imgsz
     if not (run / "weights" / "best.pt").is_file():
         raise ToolchainError(f"{run / 'weights'}: no best.pt: no epoch ran with every quantizer on")
@@ -261,6 +264,7 @@ def _report(cfg: QATJobConfig, trainer: QATTrainer, config: dict, start: float) 
     qat_onnx = export_onnx(best, run / "qat.int8.onnx", cfg.export, "int8", cfg.weights,
                            {**cfg.quant.to_dict(), "qat": config["qat"]}, config)  # fmt: skip
     checked = _check_tensorrt_rules(qat_onnx, cfg.quant)
+    fp16_onnx_from_onnx(run / "fp32.onnx")  # fp32.fp16.onnx: the FP16 engine's source on TensorRT 10/11
     paths = {"FP32": run / "fp32.onnx", "PTQ INT8": run / "ptq.int8.onnx", "QAT INT8": qat_onnx}
     accuracy = accuracy_report(paths, cfg.train.data)  # on test when data.yaml has one: best.pt was picked on val
     epochs = [h["train_seconds"] for h in trainer.history]

@@ -25,7 +25,7 @@ from toolchain.training.config import TrainConfig
 from toolchain.training.qat_trainer import QATConfig
 from toolchain.training.schedulers import ScheduleConfig, lr_multiplier
 
-OUTPUTS = ("fp32.onnx", "ptq.int8.onnx", "qat.int8.onnx", "ptq.pt", "weights/best.pt", "weights/last.pt",
+OUTPUTS = ("fp32.onnx", "fp32.fp16.onnx", "ptq.int8.onnx", "qat.int8.onnx", "ptq.pt", "weights/best.pt", "weights/last.pt",
            "results.csv", "report.md", "report.json", "sqnr.csv", "sqnr.png", "qat.yaml")  # fmt: skip
 
 
@@ -49,7 +49,7 @@ def test_the_resolved_config_is_beside_every_output(qat_run):
     assert saved["train"]["loss"]["distill"] == 0.5 and saved["quant"]["overrides"][0]["pattern"] == "model\\.0\\.conv"
     as_json = json.loads(json.dumps(saved))  # JSON writes the progressive stages' epochs as strings
     assert json.loads((run / "report.json").read_text())["config"] == as_json
-    for onnx in ("fp32.onnx", "ptq.int8.onnx", "qat.int8.onnx"):
+    for onnx in ("fp32.onnx", "fp32.fp16.onnx", "ptq.int8.onnx", "qat.int8.onnx"):
         assert ModelMetadata.load(run / onnx).extra["config"] == as_json, onnx
     for pt in ("ptq.pt", "weights/best.pt", "weights/last.pt"):
         checkpoint = torch.load(run / pt, weights_only=False)

@@ -1,6 +1,6 @@
 """The one clock of every benchmark: milliseconds of calls after untimed warm-up calls, and blocks of a runner.
 
-Every timing in ``benchmarks/`` goes through ``time_calls``: a row's blocks in its probe process
+Every timing in ``benchmarks/`` and ``deploy/bench/`` goes through ``time_calls``: a row's blocks in its probe process
 (``time_block``), gpu-check's engine latency, decode + NMS, and the training steps of ``qat_epoch``.
 
 Example:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from base.errors import ToolchainError
-from benchmarks.timing import input_batch, summarize, time_block, time_calls
+from deploy.bench.timing import input_batch, summarize, time_block, time_calls
 
 
 class _Sleepy:
