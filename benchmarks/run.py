@@ -31,7 +31,6 @@ def _bench(a: argparse.Namespace) -> None:
         raise ToolchainError(f"{run_dir}: no QAT run here; run 'make qat' (or 'make demo') first")
     start = time.perf_counter()
     rows = suite.plan_rows(run_dir, a.peer)
-    suite.prepare_engines(rows, Path(a.out) / a.name, a.max_batch)
     for r in rows:
         logger.info("row %-45s %s", r.name, f"skipped: {r.skipped}" if r.skipped else "runs")
     if all(r.skipped for r in rows):
