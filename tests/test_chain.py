@@ -153,9 +153,13 @@ def test_make_bench_after_qat(engine):
         if not r["skipped"]:
             assert r["latency_ms"]["runs"] == 5 and r["latency_ms"]["p50"] > 0, r
             assert 0 <= r["accuracy"]["map50_95"] <= 1 and r["accuracy"]["images"] == 8, r
-    tensorrt = [r for r in rows if r["backend"] == "tensorrt"]
-    assert tensorrt and all(r["skipped"] for r in tensorrt) == (importlib.util.find_spec("tensorrt") is None)
     assert (engine / "benchmarks/results/qat/report.md").is_file()
+    # the TensorRT rows: the engine benchmark (deploy.bench) of the same run, ONNX Runtime standing in without TensorRT
+    engines = json.loads((engine / "benchmarks/results/qat/engines/report.json").read_text())
+    assert [r["name"] for r in engines["rows"]] == ["FP32", "FP16", "INT8 PTQ", "INT8 QAT"], engines["rows"]
+    assert all(r["status"] == "ok" for r in engines["rows"]), [(r["name"], r["status"]) for r in engines["rows"]]
+    assert bool(engines["standin"]) == (importlib.util.find_spec("tensorrt") is None), engines["standin"]
+    assert "engines/report.md" in (engine / "benchmarks/results/qat/report.md").read_text()
 
 
 def test_infer_engine_without_a_camera_is_one_line(engine):
