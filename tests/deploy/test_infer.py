@@ -154,7 +154,7 @@ def test_show_without_a_display_is_refused_up_front(tmp_path, tiny_onnx):
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_ctrl_c_finalise_the_recording_and_print_the_summary(tmp_path, tiny_onnx, sig, code):
     """Before: SIGTERM (docker stop) killed the process: an unplayable .mp4 and no summary."""
-    frames, video = 3000, str(tmp_path / "long.avi")
+    frames, video = 6000, str(tmp_path / "long.avi")  # long enough that a loaded CPU cannot finish it first
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 30, (96, 64))
     for i in range(frames):
         writer.write(np.full((64, 96, 3), i % 256, np.uint8))
