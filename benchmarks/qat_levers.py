@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run these levers only, in this order (default: {' '.join(HARD_CASE)}, and teacher with --teacher)",
     )
     parser.add_argument("--teacher", help="an FP32 .pt of another size (same classes): adds the lever 'teacher'")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="N",
+                        help="train every lever at each seed (toolchain qat --seed N): rows '<lever>-seed<N>' "
+                             "(seed 0: '<lever>') and '<lever> (mean of K seeds)'")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="rerun levers that already have a report")
     parser.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     parser.add_argument("--out", help="the table (.md) and .json; default: <project>/<prefix>-levers.md")
@@ -114,10 +117,54 @@ def levers_from(extra: list[str], only: list[str] | None, teacher: str | None = 
     return levers
 
 
+def seeded(levers: dict[str, list[str]], seeds: list[int] | None) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Each lever at each of ``seeds`` (its flags and ``--seed N``; seed 0 keeps the lever's name, others
+    are ``<lever>-seed<N>``), and each lever's mean row ``<lever> (mean of K seeds)`` to its seed rows.
+    Without seeds, the levers as they are and no mean.
+
+    Raises:
+        UsageError: A seed given twice, or a lever that sets ``--seed`` itself.
+    """
+    if not seeds:
+        return levers, {}
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {' '.join(map(str, seeds))}: a seed is given twice")
+    rows, means = {}, {}
+    for name, flags in levers.items():
+        if "--seed" in flags:
+            raise UsageError(f"lever {name} sets --seed itself ({shlex.join(flags)}); drop it or --seeds")
+        members = [name if seed == 0 else f"{name}-seed{seed}" for seed in seeds]
+        rows.update({row: [*flags, "--seed", str(seed)] for row, seed in zip(members, seeds)})
+        if len(members) > 1:
+            means[f"{name} (mean of {len(members)} seeds)"] = members
+    return rows, means
+
+
+def recorded_seed(run: Path) -> int | None:
+    """The seed a finished run was trained with (``train.seed`` of its resolved ``qat.yaml``), if recorded."""
+    import yaml
+
+    record = run / "qat.yaml"
+    if not record.is_file():
+        return None
+    train = (yaml.safe_load(record.read_text()) or {}).get("train") or {}
+    return train.get("seed")
+
+
 def run_lever(name: str, flags: list[str], args: argparse.Namespace) -> Path:
-    """The run folder of one lever, trained (or resumed) by ``toolchain qat`` unless already reported."""
+    """The run folder of one lever, trained (or resumed) by ``toolchain qat`` unless already reported.
+
+    Raises:
+        ToolchainError: ``toolchain qat`` failed, or the reported run was trained at another seed than
+            ``flags``' ``--seed``.
+    """
     run = Path(args.project) / name
     if (run / "report.json").is_file() and not args.force:
+        if "--seed" in flags:
+            want, got = int(flags[flags.index("--seed") + 1]), recorded_seed(run)
+            if got is not None and got != want:
+                raise ToolchainError(f"{run / 'qat.yaml'}: trained with seed {got}, but row {name} is seed {want}; "
+                                     "use another --prefix, or --force to retrain it")  # fmt: skip
         print(f"{name}: reusing {run / 'report.json'}", flush=True)
         return run
     resume = ["--resume"] if (run / "weights" / "last.pt").is_file() and not args.force else []
@@ -132,10 +179,12 @@ def run_lever(name: str, flags: list[str], args: argparse.Namespace) -> Path:
     return run
 
 
-def compare(runs: dict[str, Path], data: str, resamples: int) -> dict:
+def compare(runs: dict[str, Path], data: str, resamples: int, means: dict[str, list[str]] | None = None) -> dict:
     """Every lever's QAT ONNX, the FP32 ONNX and the first lever's PTQ ONNX scored on one split; each
     lever against FP32 and against PTQ, and PTQ against FP32 (paired bootstrap on shared resamples),
-    with the goal's verdict."""
+    with the goal's verdict. A name of ``means`` is a row of the mean of its member runs (one lever over
+    seeds: ``Resamples.add_mean``), with the members' spread of differences."""
+    means = means or {}
     split = report_split(data)
     first = next(iter(runs))
     paths = {"FP32": runs[first] / "fp32.onnx", "PTQ INT8": runs[first] / "ptq.int8.onnx",
@@ -144,14 +193,22 @@ def compare(runs: dict[str, Path], data: str, resamples: int) -> dict:
     if results["FP32"].ap_small is None:
         raise ToolchainError(f"{data}: the {split.name} split has no small box (under 32x32 px): no small-object AP "
                              "to compare")  # fmt: skip
-    pairs = [("PTQ INT8", "FP32")] + [(n, "FP32") for n in runs] + [(n, "PTQ INT8") for n in runs]
-    diffs = differences(results, resamples, pairs=pairs)
+    names = [*runs, *means]
+    pairs = [("PTQ INT8", "FP32")] + [(n, "FP32") for n in names] + [(n, "PTQ INT8") for n in names]
+    diffs = differences(results, resamples, pairs=pairs, means=means)
     rows = {}
-    for name in runs:
+    for name in names:
         vs_fp32 = {m: d[f"{name} - FP32"] for m, d in diffs.items()}
         vs_ptq = {m: d[f"{name} - PTQ INT8"] for m, d in diffs.items()}
-        rows[name] = {"flags": None, "results": results[name].to_dict(), "vs_fp32": vs_fp32, "vs_ptq": vs_ptq,
+        if name in runs:
+            scores = results[name].to_dict()
+        else:
+            scores = {m: sum(results[r].to_dict()[m] for r in means[name]) / len(means[name]) for m in diffs}
+        rows[name] = {"flags": None, "results": scores, "vs_fp32": vs_fp32, "vs_ptq": vs_ptq,
                       "goal": goal_met(vs_fp32, vs_ptq)}  # fmt: skip
+        if name in means:
+            each = [rows[r]["vs_fp32"]["map50_95"].delta for r in means[name]]
+            rows[name].update(members=means[name], spread=[min(each), max(each)])
     ptq = {"results": results["PTQ INT8"].to_dict(), "vs_fp32": {m: d["PTQ INT8 - FP32"] for m, d in diffs.items()}}
     return {"split": split.name, "images": results["FP32"].images, "optimistic": split.name == SELECTED_ON,
             "fp32": results["FP32"].to_dict(), "ptq": ptq, "first": first, "levers": rows}  # fmt: skip
@@ -186,12 +243,20 @@ def markdown(table: dict, levers: dict[str, list[str]]) -> str:
     for name, row in table["levers"].items():
         res, fp, vp = row["results"], row["vs_fp32"], row["vs_ptq"]
         verdict = "met" if row["goal"] else "not met"
-        cells = [name, shlex.join(levers[name]) or "(config)", f"{res['map50_95']:.4f}", _fmt(res["ap_small"]),
+        if "members" in row:
+            low, high = row["spread"]
+            what = f"mean of {', '.join(row['members'])} (each vs FP32: {low:+.4f} to {high:+.4f})"
+        else:
+            what = shlex.join(levers[name]) or "(config)"
+        cells = [name, what, f"{res['map50_95']:.4f}", _fmt(res["ap_small"]),
                  fp["map50_95"].describe(), fp["ap_small"].describe(), vp["map50_95"].describe(),
                  vp["ap_small"].describe(), verdict]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Paired bootstrap intervals (95%) over the same images: a difference is real only when its "
               "interval excludes 0."]  # fmt: skip
+    if any("members" in row for row in table["levers"].values()):
+        lines += ["A mean row's interval is the images' sampling of the seeds' mean; the seeds' own spread is "
+                  "in its flags cell."]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -200,15 +265,15 @@ def _fmt(value: float | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> None:
-    levers = levers_from(args.lever, args.only, args.teacher)
+    levers, means = seeded(levers_from(args.lever, args.only, args.teacher), args.seeds)
     runs = {name: run_lever(f"{args.prefix}-{name}", flags, args) for name, flags in levers.items()}
-    table = compare(runs, args.data, args.resamples)
+    table = compare(runs, args.data, args.resamples, means)
     text = markdown(table, levers)
     out = Path(args.out or Path(args.project) / f"{args.prefix}-levers.md")
     with atomic_path(out) as tmp:
         tmp.write_text(text + "\n")
     for name, row in table["levers"].items():
-        row["flags"] = levers[name]
+        row["flags"] = levers.get(name)
         row["vs_fp32"] = {m: d.to_dict() for m, d in row["vs_fp32"].items()}
         row["vs_ptq"] = {m: d.to_dict() for m, d in row["vs_ptq"].items()}
     table["ptq"]["vs_fp32"] = {m: d.to_dict() for m, d in table["ptq"]["vs_fp32"].items()}

@@ -214,6 +214,22 @@ class Resamples:
         self.values[name] = np.array([table.metric(self.metric, s) for s in self.samples])
         self.full[name] = table.metric(self.metric)
 
+    def add_mean(self, name: str, members: list[str]) -> None:
+        """A model whose metric is the mean of ``members``' metrics on every resample (and on all images),
+        e.g. one recipe trained at several seeds: its difference to another model is then the mean of the
+        members' differences, resample by resample. The interval covers the images' sampling only, not
+        the spread between seeds (which the members' own differences show).
+
+        Raises:
+            ToolchainError: No members, or a member not added yet.
+        """
+        missing = [m for m in members if m not in self.values]
+        if not members or missing:
+            raise ToolchainError(f"bootstrap: the mean '{name}' needs added models, got {members or 'none'}"
+                                 + (f" ({', '.join(missing)} not added)" if missing else ""))  # fmt: skip
+        self.values[name] = np.mean([self.values[m] for m in members], axis=0)
+        self.full[name] = float(np.mean([self.full[m] for m in members]))
+
     def difference(self, a: str, b: str) -> Difference:
         """``a - b`` with its paired percentile interval."""
         low, high = _interval(self.values[a] - self.values[b], self.confidence)

@@ -138,3 +138,70 @@ def test_levers_are_scored_against_fp32_and_ptq_on_the_same_images(tmp_path, mon
     assert "| same | --epochs 2 |" in text and "| default | (config) |" in text and "not met |" in text
     assert "| PTQ INT8 | (default's calibration) |" in text
     assert text.strip() in capsys.readouterr().out
+
+
+def test_seeds_make_a_row_per_seed_and_a_mean_row_per_lever():
+    rows, means = qat_levers.seeded({"default": [], "penalty": ["--train.loss.quant-penalty", "10"]}, [0, 1, 2])
+    assert rows == {
+        "default": ["--seed", "0"], "default-seed1": ["--seed", "1"], "default-seed2": ["--seed", "2"],
+        "penalty": ["--train.loss.quant-penalty", "10", "--seed", "0"],
+        "penalty-seed1": ["--train.loss.quant-penalty", "10", "--seed", "1"],
+        "penalty-seed2": ["--train.loss.quant-penalty", "10", "--seed", "2"],
+    }  # fmt: skip
+    assert means == {"default (mean of 3 seeds)": ["default", "default-seed1", "default-seed2"],
+                     "penalty (mean of 3 seeds)": ["penalty", "penalty-seed1", "penalty-seed2"]}  # fmt: skip
+    assert qat_levers.seeded({"default": []}, None) == ({"default": []}, {})
+    assert qat_levers.seeded({"default": []}, [3]) == ({"default-seed3": ["--seed", "3"]}, {})
+    with pytest.raises(UsageError, match="a seed is given twice"):
+        qat_levers.seeded({"default": []}, [1, 1])
+    with pytest.raises(UsageError, match="lever x sets --seed itself"):
+        qat_levers.seeded({"x": ["--seed", "4"]}, [0, 1])
+
+
+def test_a_reported_run_of_another_seed_is_not_reused_as_this_seed(tmp_path, monkeypatch):
+    run = tmp_path / "p-default-seed1"
+    run.mkdir()
+    (run / "report.json").write_text("{}")
+    (run / "qat.yaml").write_text("train:\n  seed: 0\n")
+    monkeypatch.setattr(subprocess, "run", lambda cmd: pytest.fail("a reported run must not be retrained"))
+    args = argparse.Namespace(project=str(tmp_path), config="c.yaml", weights="w.pt", data="d.yaml", force=False)
+    with pytest.raises(Exception, match=r"qat.yaml: trained with seed 0, but row p-default-seed1 is seed 1"):
+        qat_levers.run_lever("p-default-seed1", ["--seed", "1"], args)
+    (run / "qat.yaml").write_text("train:\n  seed: 1\n")
+    assert qat_levers.run_lever("p-default-seed1", ["--seed", "1"], args) == run
+
+
+def test_a_mean_over_seeds_is_scored_as_the_mean_of_its_seeds(tmp_path, monkeypatch):
+    """Two seeds of one lever, reused and scored: the mean row's scores and differences are the seeds'
+    means, its flags cell gives the seeds' spread, and its verdict follows the goal on the mean."""
+    scored = {"fp32": _scored(0.02, 0), "ptq": _scored(0.03, 2), "default": _scored(0.12, 1),
+              "default-seed1": _scored(0.025, 3)}  # fmt: skip
+    for name in ("default", "default-seed1"):
+        (tmp_path / f"t-{name}").mkdir()
+        (tmp_path / f"t-{name}" / "report.json").write_text("{}")
+        (tmp_path / f"t-{name}" / "qat.yaml").write_text(f"train:\n  seed: {1 if 'seed1' in name else 0}\n")
+
+    def evaluate(paths, split):
+        return {k: scored["fp32" if k == "FP32" else "ptq" if k == "PTQ INT8" else p.parent.name[2:]]
+                for k, p in paths.items()}  # fmt: skip
+
+    monkeypatch.setattr(qat_levers, "report_split", lambda data: SimpleNamespace(name="test"))
+    monkeypatch.setattr(qat_levers, "evaluate_onnx", evaluate)
+    out = tmp_path / "levers.md"
+    assert qat_levers.main(["--data", "d.yaml", "--weights", "w.pt", "--project", str(tmp_path), "--prefix", "t",
+                            "--only", "default", "--seeds", "0", "1", "--resamples", "100", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["levers"]
+    assert list(rows) == ["default", "default-seed1", "default (mean of 2 seeds)"]
+    mean = rows["default (mean of 2 seeds)"]
+    assert mean["members"] == ["default", "default-seed1"] and mean["flags"] is None
+    for metric in ("map50_95", "ap_small"):
+        assert mean["results"][metric] == pytest.approx(
+            (rows["default"]["results"][metric] + rows["default-seed1"]["results"][metric]) / 2, abs=1e-12)
+        for key in ("vs_fp32", "vs_ptq"):
+            assert mean[key][metric]["delta"] == pytest.approx(
+                (rows["default"][key][metric]["delta"] + rows["default-seed1"][key][metric]["delta"]) / 2, abs=1e-12)
+    each = sorted(rows[r]["vs_fp32"]["map50_95"]["delta"] for r in mean["members"])
+    assert mean["spread"] == pytest.approx(each)
+    text = out.read_text()
+    assert f"| default (mean of 2 seeds) | mean of default, default-seed1 (each vs FP32: {each[0]:+.4f} to " in text
+    assert "A mean row's interval is the images' sampling" in text

@@ -9,7 +9,7 @@ import pytest
 
 from base.dataset import ImageRecord, Split
 from base.errors import ToolchainError
-from deploy.bootstrap import bootstrap_interval, paired_bootstrap
+from deploy.bootstrap import Resamples, bootstrap_interval, paired_bootstrap
 from deploy.evaluate import coco_map
 from deploy.postprocess import Detections
 
@@ -92,6 +92,31 @@ def test_a_much_better_model_is_real_and_a_slightly_different_one_is_noise():
     weak = paired_bootstrap(good, other_seed, resamples=200)
     assert weak.low < 0 < weak.high and not weak.real
     assert weak.to_dict()["real"] is False and weak.to_dict()["resamples"] == 200
+
+
+def test_a_mean_over_seeds_differs_by_the_mean_of_its_members_differences_on_every_resample():
+    """Three seeds of one recipe and a reference: the mean's full-set difference is the mean of the three,
+    its interval the percentiles of the per-resample means (narrower than the widest member's, as the
+    members' image noise partly averages out), and a member or name that is missing is refused."""
+    split = _split(images=40)
+    seeds = {f"s{i}": coco_map(split, _noisy(split, 1.0 + i, 10 + i)).matches for i in range(3)}
+    ref = coco_map(split, _noisy(split, 3.0, 1)).matches
+    boot = Resamples(40, resamples=200)
+    boot.add("ref", ref)
+    for name, table in seeds.items():
+        boot.add(name, table)
+    boot.add_mean("mean", list(seeds))
+    each = [boot.difference(name, "ref") for name in seeds]
+    mean = boot.difference("mean", "ref")
+    assert mean.delta == pytest.approx(np.mean([d.delta for d in each]), abs=1e-12)
+    per_resample = np.mean([boot.values[n] - boot.values["ref"] for n in seeds], axis=0)
+    assert (mean.low, mean.high) == pytest.approx(tuple(np.percentile(per_resample, [2.5, 97.5])), abs=1e-12)
+    assert mean.high - mean.low <= max(d.high - d.low for d in each)
+    assert boot.difference("ref", "mean").delta == pytest.approx(-mean.delta, abs=1e-12)
+    with pytest.raises(ToolchainError, match=r"the mean 'm' needs added models.*s9 not added"):
+        boot.add_mean("m", ["s0", "s9"])
+    with pytest.raises(ToolchainError, match="the mean 'm' needs added models, got none"):
+        boot.add_mean("m", [])
 
 
 def test_mismatched_splits_and_bad_arguments_are_refused():

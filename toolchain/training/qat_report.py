@@ -47,11 +47,12 @@ def evaluate_onnx(paths: dict[str, Path], split: Split) -> dict[str, EvalResult]
 
 def differences(
     results: dict[str, EvalResult], resamples: int = 1000, seed: int = 0,
-    pairs: Iterable[tuple[str, str]] = PAIRS,
+    pairs: Iterable[tuple[str, str]] = PAIRS, means: dict[str, list[str]] | None = None,
 ) -> dict[str, dict[str, Difference]]:  # fmt: skip
     """Metric -> ``"a - b"`` -> the paired bootstrap ``Difference`` of each pair in ``pairs``, on the
-    images the results were scored on (the same resamples for every model). AP small is left out when
-    no model has a small box to score."""
+    images the results were scored on (the same resamples for every model). A name of ``means`` is the
+    mean of its members (``Resamples.add_mean``: one recipe over seeds) and may be either side of a
+    pair. AP small is left out when no model has a small box to score."""
     pairs = list(pairs)
     images = next(iter(results.values())).images
     out = {}
@@ -61,6 +62,8 @@ def differences(
         boot = Resamples(images, metric, resamples, seed=seed)
         for name, result in results.items():
             boot.add(name, result.matches)
+        for name, members in (means or {}).items():
+            boot.add_mean(name, members)
         out[metric] = {f"{a} - {b}": boot.difference(a, b) for a, b in pairs}
     return out
 
