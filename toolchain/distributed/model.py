@@ -135,6 +135,38 @@ def wrap_ddp(
         )  # fmt: skip
 
 
+def broadcast_parameters(params: list[nn.Parameter], ctx: DistributedContext, src: int = 0) -> None:
+    """Rank ``src``'s values of parameters outside the DDP model (distillation adapters) on every rank.
+
+    DDP copies the wrapped model's parameters from rank 0 when it wraps it; parameters that train beside
+    the model (an optimizer group of a loss module) need the same, or each rank starts from its own init.
+    """
+    if not ctx.is_distributed or not params:
+        return
+    with collective_errors(ctx, "broadcasting the parameters outside the model"):
+        for p in params:
+            dist.broadcast(p.data, src=src)
+
+
+def average_gradients(params: list[nn.Parameter], ctx: DistributedContext) -> None:
+    """Average the gradients of parameters outside the DDP model over the ranks, as DDP averages the model's.
+
+    Call after ``backward`` and before the optimizer step, on every rank with the same list. A parameter
+    without a gradient on this rank counts as zeros (and gets the average): the ranks then step alike.
+    """
+    if not ctx.is_distributed or not params:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    with collective_errors(ctx, "averaging the gradients outside the model"):
+        dist.all_reduce(flat)
+    flat /= ctx.world_size
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset : offset + g.numel()].view_as(p).clone()
+        offset += g.numel()
+
+
 def copy_buffers_from_main(model: nn.Module, ctx: DistributedContext) -> None:
     """Give every rank rank 0's buffers (BatchNorm statistics that each rank updated on its own shard).
 

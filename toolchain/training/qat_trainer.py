@@ -88,10 +88,6 @@ class QATTrainer(Trainer):
         super().__init__(model, cfg, callbacks, dist, distributed)
         if self.distiller is not None:
             self.distiller.to(self.device)
-            if self.dist.world_size > 1 and self._adapters():
-                raise ToolchainError("QAT: a teacher of another width (feature adapters) runs in one process only "
-                                     "for now; use a teacher of the student's width, distill_features: false, "
-                                     "or one process")  # fmt: skip
         self.qat = qat
 
     def _adapters(self) -> list[nn.Parameter]:

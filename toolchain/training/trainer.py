@@ -27,7 +27,14 @@ from toolchain.distributed.config import DistributedConfig
 from toolchain.distributed.data import set_epoch
 from toolchain.distributed.loss import GlobalTargetNormalization, backward_scale
 from toolchain.distributed.lr import rescale_lr, scaled_lr
-from toolchain.distributed.model import copy_buffers_from_main, differing_tensors, set_lsq_global_batch, wrap_ddp
+from toolchain.distributed.model import (
+    average_gradients,
+    broadcast_parameters,
+    copy_buffers_from_main,
+    differing_tensors,
+    set_lsq_global_batch,
+    wrap_ddp,
+)
 from toolchain.distributed.process import DistributedContext, average_over_ranks, cpu_threads, on_main
 from toolchain.models.torch_runner import TorchRunner
 from toolchain.training.config import TrainConfig
@@ -109,7 +116,9 @@ class Trainer:
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        groups += self.extra_param_groups()
+        extra = self.extra_param_groups()
+        self.extra_params = [p for group in extra for p in group["params"]]  # not DDP's: synced by us
+        groups += extra
         for group in groups:  # saved with the optimizer: a resume at another world size rescales from it
             group[SCALED_LR] = self.rate.lr
         if self.cfg.optimizer == "AdamW":
@@ -135,6 +144,7 @@ class Trainer:
         set_lsq_global_batch(self.model, self.dist.world_size)
         self.ddp_kwargs = self.ddp_options()
         self.train_model = wrap_ddp(self.model, self.dist, **self.ddp_kwargs)
+        broadcast_parameters(self.extra_params, self.dist)  # DDP copies rank 0's model; these too
         criterion = detection_criterion(self.model, self.cfg.loss)
         if self.distributed.global_target_norm:
             criterion = GlobalTargetNormalization(criterion, self.dist)
@@ -185,6 +195,7 @@ class Trainer:
             loss, items = self.compute_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss * backward_scale(self.dist)).backward()  # DDP averages; the shares must add up
+        average_gradients(self.extra_params, self.dist)  # as DDP averages the model's
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
@@ -240,6 +251,8 @@ class Trainer:
         if self.ddp_kwargs.get("broadcast_buffers", True):
             copy_buffers_from_main(self.model, self.dist)  # BatchNorm statistics updated per rank
         differ = differing_tensors(self.model, self.dist)
+        outside = differing_tensors(nn.ParameterList(self.extra_params), self.dist)
+        differ += [f"parameter {n} outside the model" for n in outside]
         if differ:
             raise RuntimeError(f"the ranks' models differ after epoch {epoch + 1} (a bug, not your data): {differ[:5]}")
 

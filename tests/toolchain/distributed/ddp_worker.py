@@ -2,6 +2,8 @@
 
     python ddp_worker.py step WORKDIR    one QAT step on this rank's shard; writes WORKDIR/rank<r>.pt
     python ddp_worker.py train WORKDIR   QAT steps until killed; prints "step N"
+    python ddp_worker.py adapters WORKDIR  one QATTrainer step distilled through feature adapters from
+                                         WORKDIR/adapters.pt; writes WORKDIR/adapters<r>.pt
 
 ``WORKDIR/inputs.pt`` (written by the test) holds the tiny model with quantizers placed but not
 calibrated, the calibration batch and the training batch. Rank 0 calibrates; the ranges are broadcast.
@@ -142,6 +144,39 @@ def run_training(workdir: Path) -> None:
         print(f"rank {ctx.rank}: step {step}", flush=True)
 
 
+def adapter_step(workdir: Path, ctx=None) -> dict:
+    """One ``QATTrainer.train_step`` of a student distilled from a wider teacher (1x1 feature adapters
+    outside the DDP model) on this rank's shard of ``adapters.pt``'s batch (the whole batch in one process).
+    Each rank seeds its own adapter init: only the trainer's broadcast makes them rank 0's."""
+    from toolchain.quantization.config import QuantConfig  # noqa: F401  (the pickled student's quantizers)
+    from toolchain.training.config import TrainConfig
+    from toolchain.training.qat_trainer import QATConfig, QATTrainer
+
+    inputs = torch.load(workdir / "adapters.pt", weights_only=False)
+    rank, world = (ctx.rank, ctx.world_size) if ctx else (0, 1)
+    cfg = TrainConfig(data=inputs["data"], imgsz=64, epochs=1, batch=4 // world, workers=0, ema_decay=0,
+                      grad_clip=0, lr0=0.05, optimizer="SGD", threads=1,
+                      loss=LossConfig(distill=1000.0, distill_features=True))  # fmt: skip
+    torch.manual_seed(rank)
+    trainer = QATTrainer(inputs["student"], cfg, QATConfig(), inputs["teacher"], dist=ctx, teacher_name="s.pt")
+    trainer.distribute()
+    trainer.prepare_epoch(0)
+    per_rank = inputs["batch"]["img"].shape[0] // world
+    trainer.train_step(shard(inputs["batch"], rank * per_rank, (rank + 1) * per_rank))
+    adapters = list(trainer.distiller.parameters())
+    out = {"grads": [p.grad.clone() for p in adapters], "after": [p.detach().clone() for p in adapters]}
+    if ctx:
+        trainer._check_ranks_agree(0)  # raises when a rank's adapters (or model) differ
+    return out
+
+
+def run_adapters(workdir: Path) -> None:
+    ctx = init_distributed(DistributedConfig(timeout_s=float(os.environ.get("DDP_WORKER_TIMEOUT", "60"))), "cpu")
+    torch.set_num_threads(1)
+    torch.save(adapter_step(workdir, ctx), workdir / f"adapters{ctx.rank}.pt")
+    shutdown(ctx)
+
+
 if __name__ == "__main__":
     mode, workdir = sys.argv[1], Path(sys.argv[2])
-    sys.exit(report_errors({"step": run_step, "train": run_training}[mode], workdir))
+    sys.exit(report_errors({"step": run_step, "train": run_training, "adapters": run_adapters}[mode], workdir))

@@ -84,3 +84,54 @@ def test_ddp_options_follow_the_qat_schedule(two_models):
     for q in quantizers(model):
         q.freeze()  # fixed ranges: no parameter can go unused
     assert not ddp_options(model, 0, 3, True)["find_unused_parameters"]
+
+
+def test_feature_adapters_outside_the_model_step_on_every_rank_as_in_one_process(tiny_dataset, tmp_path, worker,
+                                                                                 launch):  # fmt: skip
+    """A student distilled from a wider teacher trains 1x1 adapters that DDP does not hold. Each rank seeds
+    its own adapter init; after one ``QATTrainer`` step on 2 images per rank, the adapters' gradients are the
+    one process's on all 4 (the trainer broadcast rank 0's init and averaged the gradients: without the
+    average each rank keeps its own half, twice over) and every rank holds the same adapters."""
+    import numpy as np
+
+    from tests.toolchain.distributed.conftest import detection_batch
+    from toolchain.data.signs import SIGN_CLASSES
+    from toolchain.quantization.config import QuantConfig
+    from toolchain.quantization.placement import quantize_model
+
+    from .test_loss import REL_TOL, rel_err
+
+    def yolo(width: float, seed: int):
+        from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+        torch.manual_seed(seed)
+        spec = {**yaml_model_load("yolov8n.yaml"), "scale": "x", "scales": {"x": [0.33, width, 1024]}}
+        model = DetectionModel(spec, nc=len(SIGN_CLASSES), verbose=False)
+        model.names = dict(enumerate(SIGN_CLASSES))
+        return model
+
+    student = yolo(1 / 16, 0)
+    quantize_model(student, QuantConfig())
+    calibrate(student, [np.random.default_rng(0).random((2, 3, 64, 64), np.float32)])
+    batch = detection_batch()
+    batch["cls"] = batch["cls"] % len(SIGN_CLASSES)
+    batch["img"] = batch["img"] * 255
+    torch.save({"student": student, "teacher": yolo(1 / 8, 1), "batch": batch, "data": str(tiny_dataset)},
+               tmp_path / "adapters.pt")  # fmt: skip
+    started_ranks, wait_all = launch
+    with started_ranks("adapters", tmp_path) as procs:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the ranks' one thread: the same kernels' summation order
+        try:
+            ref = worker.adapter_step(tmp_path)
+        finally:
+            torch.set_num_threads(threads)
+        for rc, _, err in wait_all(procs, timeout=240):
+            assert rc == 0, err[-3000:]
+    ranks = [torch.load(tmp_path / f"adapters{r}.pt", weights_only=False) for r in range(2)]
+    assert len(ref["grads"]) == 6 and all(g.norm() > 0 for g in ref["grads"])  # 3 levels, weight and bias
+    for out in ranks:
+        errors = [rel_err(g, want) for g, want in zip(out["grads"], ref["grads"], strict=True)]
+        assert max(errors) <= REL_TOL, errors
+        assert all(rel_err(a, b) <= REL_TOL for a, b in zip(out["after"], ref["after"], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(ranks[0]["after"], ranks[1]["after"], strict=True))
