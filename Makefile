@@ -43,7 +43,7 @@ help:
 	@echo "make demo | test | test-all | lint | data | hard-case | check-data | baseline | export | eval | ptq | parity | qat |"
 	@echo "     analyze | sensitivity | engine | fake-engine | real-api | trt-api | bench | bench-cpu | gpu-check | check-qdq |"
 	@echo "     docker-gpu | docker-jetson (JETPACK: $(JETPACKS)) | clean"
-	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS CALIB QUANT"
+	@echo "Variables: DATA WEIGHTS MODEL IMGSZ EPOCHS HOURS BATCH DEVICE NAME RESUME QAT_NAME QAT_EPOCHS CALIB QUANT"
 	@echo "           NPROC NNODES RDZV_ENDPOINT (make qat under torchrun)"
 	@echo "           TILE_DATA TILE_K KEEP_FLOAT ANALYZE_OUT CONFIG SYN_TRAIN SYN_VAL SYN_MIN SYN_MAX PRECISION MAX_BATCH ENGINE_ONNX TRT PEER"
 	@echo "           BENCH_RUNS BENCH_FRAMES BENCH_RESAMPLES (each flag: toolchain CMD --help)"
@@ -100,7 +100,7 @@ check-data: setup
 
 # The FP32 baseline named $(1).
 train_baseline = $(TOOLCHAIN) baseline --config configs/baseline.yaml --data $(DATA) --name $(1) $(SETTINGS) \
-	$(call flag,MODEL,--model) $(call flag,EPOCHS,--epochs) $(call flag,BATCH,--batch)
+	$(call flag,MODEL,--model) $(call flag,EPOCHS,--epochs) $(call flag,HOURS,--hours) $(call flag,BATCH,--batch)
 
 baseline: setup
 	$(call train_baseline,$(NAME)) $(call flag,WEIGHTS,--model) $(if $(RESUME),--resume)

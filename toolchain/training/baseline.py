@@ -42,6 +42,8 @@ class BaselineConfig:
         model: A model YAML (yolov8n.yaml...) to train from scratch, or a .pt to start from.
         imgsz: Square training size.
         epochs: Training epochs.
+        hours: Cap the training at this many hours (ultralytics' time: after each epoch the epochs and
+            the learning-rate schedule are refitted to end on time); 0: no cap, the epochs decide.
         batch: Batch size.
         device: cpu, 0, cuda:0...
         workers: Data-loading processes.
@@ -63,6 +65,7 @@ class BaselineConfig:
     model: str = "yolov8n.yaml"
     imgsz: ImageSize = 640
     epochs: PositiveInt = 100
+    hours: NonNegativeFloat = 0.0
     batch: PositiveInt = 16
     device: Device = "cpu"
     workers: NonNegativeInt = 2
@@ -112,6 +115,8 @@ def _train_args(cfg: BaselineConfig) -> dict:
         amp=cfg.device != "cpu",
         cache=cfg.cache or False,
     )
+    if cfg.hours:
+        args["time"] = cfg.hours
     return {**args, **cfg.overrides}
 
 

@@ -8,7 +8,7 @@ from toolchain.cli import main
 from toolchain.config.files import SCHEMA_VERSION, record
 from toolchain.models.names import class_names
 from toolchain.models.yolo import load_model, trained_imgsz
-from toolchain.training.baseline import BaselineConfig, train_baseline
+from toolchain.training.baseline import BaselineConfig, _train_args, train_baseline
 
 
 def test_one_epoch_writes_best_and_resolved_config(baseline_run):
@@ -42,8 +42,15 @@ def test_resume_without_a_run_is_a_clear_error(tmp_path, tiny_dataset):
         ({"model": "missing.pt"}, "weights not found"),
         ({"optimizer": "Adagrad"}, "optimizer: expected one of"),
         ({"cache": "gpu"}, "cache: expected one of"),
+        ({"hours": -1}, "hours: expected a number >= 0"),
     ],
 )
 def test_bad_config(kwargs, match, tiny_dataset):
     with pytest.raises(ToolchainError, match=match):
         BaselineConfig(data=str(tiny_dataset), **kwargs)
+
+
+def test_hours_cap_the_training_through_ultralytics_time(tiny_dataset):
+    assert "time" not in _train_args(BaselineConfig(data=str(tiny_dataset)))
+    assert _train_args(BaselineConfig(data=str(tiny_dataset), hours=1.5))["time"] == 1.5
+    assert _train_args(BaselineConfig(data=str(tiny_dataset), hours=1.5, overrides={"time": 2.0}))["time"] == 2.0
