@@ -36,6 +36,7 @@ from pathlib import Path
 from base.errors import ToolchainError, UsageError, report_errors
 from base.fileio import atomic_path, write_json
 from deploy.bootstrap import Difference
+from toolchain.config.files import read_yaml_mapping
 from toolchain.training.qat_report import SELECTED_ON, differences, evaluate_onnx, report_split
 
 LEVERS = {
@@ -142,13 +143,10 @@ def seeded(levers: dict[str, list[str]], seeds: list[int] | None) -> tuple[dict[
 
 def recorded_seed(run: Path) -> int | None:
     """The seed a finished run was trained with (``train.seed`` of its resolved ``qat.yaml``), if recorded."""
-    import yaml
-
     record = run / "qat.yaml"
     if not record.is_file():
         return None
-    train = (yaml.safe_load(record.read_text()) or {}).get("train") or {}
-    return train.get("seed")
+    return (read_yaml_mapping(record, "resolved QAT config").get("train") or {}).get("seed")
 
 
 def run_lever(name: str, flags: list[str], args: argparse.Namespace) -> Path:
@@ -202,8 +200,8 @@ def compare(runs: dict[str, Path], data: str, resamples: int, means: dict[str, l
         vs_ptq = {m: d[f"{name} - PTQ INT8"] for m, d in diffs.items()}
         if name in runs:
             scores = results[name].to_dict()
-        else:
-            scores = {m: sum(results[r].to_dict()[m] for r in means[name]) / len(means[name]) for m in diffs}
+        else:  # the members' rows come first
+            scores = {m: sum(rows[r]["results"][m] for r in means[name]) / len(means[name]) for m in diffs}
         rows[name] = {"flags": None, "results": scores, "vs_fp32": vs_fp32, "vs_ptq": vs_ptq,
                       "goal": goal_met(vs_fp32, vs_ptq)}  # fmt: skip
         if name in means:

@@ -156,15 +156,12 @@ def average_gradients(params: list[nn.Parameter], ctx: DistributedContext) -> No
     """
     if not ctx.is_distributed or not params:
         return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
     with collective_errors(ctx, "averaging the gradients outside the model"):
-        dist.all_reduce(flat)
-    flat /= ctx.world_size
-    offset = 0
-    for p, g in zip(params, grads):
-        p.grad = flat[offset : offset + g.numel()].view_as(p).clone()
-        offset += g.numel()
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad /= ctx.world_size
 
 
 def copy_buffers_from_main(model: nn.Module, ctx: DistributedContext) -> None:
